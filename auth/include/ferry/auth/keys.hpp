@@ -1,0 +1,33 @@
+// Long-term credential keys (RFC 8489 §9.2.2) and USERHASH (§14.4). A key is derived once
+// from user, realm and password; the server stores keys, never passwords.
+#pragma once
+
+#include "ferry/protocol/constants.hpp"
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace ferry::auth {
+
+/// A derived key: 16 bytes for MD5, 32 for SHA-256.
+struct key {
+    protocol::password_algorithm algorithm = protocol::password_algorithm::md5;
+    std::array<std::uint8_t, 32> bytes{};
+    std::size_t size = 0;
+
+    std::span<const std::uint8_t> view() const { return {bytes.data(), size}; }
+};
+
+/// key = MD5(username ":" realm ":" password), or SHA-256 of the same string (RFC 8489
+/// §9.2.2). The password must already be SASLprep'd (OpaqueString); the caller's config holds
+/// it in that form.
+key long_term_key(std::string_view username, std::string_view realm, std::string_view password,
+                  protocol::password_algorithm algorithm = protocol::password_algorithm::md5);
+
+/// USERHASH = SHA-256(username ":" realm) (RFC 8489 §14.4).
+std::array<std::uint8_t, 32> user_hash(std::string_view username, std::string_view realm);
+
+} // namespace ferry::auth
