@@ -1,0 +1,68 @@
+// ferry's configuration: one YAML file read into this plain struct, validated once, then
+// passed around immutable by const&. Defaults are the member initialisers below and match
+// conf/ferry.yaml. Only config.cpp includes yaml-cpp.
+#pragma once
+
+#include "ferry/protocol/address.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ferry::server {
+
+enum class log_level { trace, debug, info, warn, error };
+
+/// One address and port the server listens on, with the transports served there.
+struct listen_config {
+    protocol::ip_address address;
+    std::uint16_t port = 3478;
+    bool udp = true;
+    bool tcp = true;
+};
+
+/// RFC 5780 NAT behaviour discovery: a second IP address of this host (and a second port)
+/// from which the server can answer CHANGE-REQUEST. Off unless alternate_address is set.
+struct nat_discovery_config {
+    std::optional<protocol::ip_address> alternate_address;
+    std::uint16_t alternate_port = 0; ///< 0: each listener's port + 1
+};
+
+struct limits_config {
+    /// A TCP connection that completes no message for this long is closed.
+    std::chrono::seconds tcp_idle_timeout{30};
+};
+
+struct log_config {
+    log_level level = log_level::info;
+};
+
+struct config {
+    unsigned threads = 0;           ///< worker threads; 0 means one per core ("auto")
+    std::string software = "ferry"; ///< SOFTWARE attribute; empty sends none
+    std::vector<listen_config> listen;
+    nat_discovery_config nat_discovery;
+    limits_config limits;
+    log_config log;
+
+    /// The listeners used when the file names none: every IPv4 and IPv6 address, port 3478.
+    static std::vector<listen_config> default_listeners();
+};
+
+/// A bad configuration: the message names the file and line ("ferry.yaml:12: ...").
+class config_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Reads and validates a YAML file. Throws config_error.
+config load_config(const std::string& path);
+/// Same, from YAML text (tests); `name` stands in for the file name in messages.
+config parse_config(const std::string& yaml, const std::string& name = "<config>");
+
+std::string_view to_string(log_level l);
+
+} // namespace ferry::server

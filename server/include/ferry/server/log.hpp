@@ -1,0 +1,58 @@
+// Logging: five levels, one line per event, text on stderr (systemd's journal picks it up).
+// error = our fault or a resource failure; warn = an operational anomaly; info = lifecycle;
+// debug = one line per request; trace = per packet. Anything remote input can trigger goes
+// through a throttle, so a flood of garbage cannot flood the log.
+#pragma once
+
+#include "ferry/server/config.hpp"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+
+namespace ferry::server::log {
+
+void set_level(log_level l);
+log_level level();
+inline bool enabled(log_level l) { return l >= level(); }
+/// Writes one line, prefixed with time and level, with a single write(2).
+void write(log_level l, std::string_view message);
+
+template <class... A> void at(log_level l, fmt::format_string<A...> f, A&&... args) {
+    if (enabled(l)) write(l, fmt::format(f, std::forward<A>(args)...));
+}
+template <class... A> void error(fmt::format_string<A...> f, A&&... a) { at(log_level::error, f, std::forward<A>(a)...); }
+template <class... A> void warn(fmt::format_string<A...> f, A&&... a) { at(log_level::warn, f, std::forward<A>(a)...); }
+template <class... A> void info(fmt::format_string<A...> f, A&&... a) { at(log_level::info, f, std::forward<A>(a)...); }
+template <class... A> void debug(fmt::format_string<A...> f, A&&... a) { at(log_level::debug, f, std::forward<A>(a)...); }
+template <class... A> void trace(fmt::format_string<A...> f, A&&... a) { at(log_level::trace, f, std::forward<A>(a)...); }
+
+/// At most `per_second` lines a second; counts what it held back and reports it on the next
+/// line let through. Not thread-safe: keep one per thread (workers are shared-nothing).
+class throttle {
+public:
+    explicit throttle(unsigned per_second = 10) : per_second_(per_second) {}
+
+    template <class... A> void at(log_level l, fmt::format_string<A...> f, A&&... args) {
+        if (!enabled(l) || !allow()) return;
+        auto line = fmt::format(f, std::forward<A>(args)...);
+        if (suppressed_ != 0) {
+            line += fmt::format(" ({} similar lines suppressed)", suppressed_);
+            suppressed_ = 0;
+        }
+        write(l, line);
+    }
+
+private:
+    bool allow();
+
+    unsigned per_second_;
+    unsigned used_ = 0;
+    std::int64_t window_ = 0;
+    std::uint64_t suppressed_ = 0;
+};
+
+} // namespace ferry::server::log

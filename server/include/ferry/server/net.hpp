@@ -1,0 +1,24 @@
+// Thin helpers over the BSD socket API that Asio does not offer: SO_REUSEPORT sockets (one per
+// worker on the same address, so the kernel spreads clients over threads by 5-tuple), and
+// conversions between sockaddr and the protocol layer's transport_address.
+#pragma once
+
+#include "ferry/protocol/address.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+namespace ferry::server::net {
+
+/// Fills `out` and returns the length to pass to bind/sendto.
+socklen_t to_sockaddr(const protocol::transport_address& a, sockaddr_storage& out);
+protocol::transport_address from_sockaddr(const sockaddr_storage& s);
+
+/// A non-blocking UDP socket bound to `a` with SO_REUSEPORT (IPV6_V6ONLY for IPv6). On a
+/// wildcard address it also asks for IP_PKTINFO / IPV6_RECVPKTINFO, so replies leave from the
+/// address the request arrived at. Throws std::system_error naming the address.
+int bind_udp(const protocol::transport_address& a);
+/// A non-blocking listening TCP socket with SO_REUSEPORT. Throws std::system_error.
+int listen_tcp(const protocol::transport_address& a, int backlog);
+
+} // namespace ferry::server::net

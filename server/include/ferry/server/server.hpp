@@ -1,0 +1,12 @@
+// The process: N workers on N threads, and the main thread waiting for SIGINT/SIGTERM to stop
+// them. Binding happens before any thread starts, so a bad address fails start-up at once.
+#pragma once
+
+#include "ferry/server/config.hpp"
+
+namespace ferry::server {
+
+/// Binds everything, runs until SIGINT or SIGTERM, stops cleanly. Throws on start-up failure.
+void run(const config& cfg);
+
+} // namespace ferry::server

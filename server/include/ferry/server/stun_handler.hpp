@@ -1,0 +1,81 @@
+// The STUN request handler: one function from a received message (and where it came from)
+// to the bytes of the reply and where they go. No sockets here; the listeners send.
+// Implements Binding (RFC 8489 §6.3, RFC 3489 §8.2 for classic clients) and RFC 5780's
+// CHANGE-REQUEST, RESPONSE-PORT, PADDING, RESPONSE-ORIGIN and OTHER-ADDRESS.
+#pragma once
+
+#include "ferry/protocol/address.hpp"
+#include "ferry/protocol/message.hpp"
+#include "ferry/protocol/writer.hpp"
+#include "ferry/server/log.hpp"
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace ferry::server {
+
+enum class transport { udp, tcp, tls, dtls };
+std::string_view to_string(transport t);
+
+/// The four addresses of an RFC 5780 set, [ip][port], and which one a socket is bound to.
+/// [0][0] is the primary address and port; [1][1] is what OTHER-ADDRESS names.
+struct nat_identity {
+    std::array<std::array<protocol::transport_address, 2>, 2> addresses;
+    unsigned ip = 0;
+    unsigned port = 0;
+};
+
+/// Where a request came from and arrived at.
+struct request_context {
+    transport via = transport::udp;
+    protocol::transport_address local;  ///< the address the request was sent to
+    protocol::transport_address remote; ///< the client's address as we see it
+    const nat_identity* nat = nullptr;  ///< set on the UDP sockets of an RFC 5780 set
+};
+
+/// What to send back. size 0 means send nothing (the request is dropped).
+struct reply {
+    std::size_t size = 0;
+    unsigned from_ip = 0;         ///< with a nat set: which socket sends ([ip][port])
+    unsigned from_port = 0;
+    std::uint16_t to_port = 0;    ///< RESPONSE-PORT: the port to send to; 0 = the source port
+};
+
+struct handler_settings {
+    std::string software; ///< SOFTWARE value; empty sends none
+};
+
+/// Counters one worker keeps; summed across workers on read.
+struct handler_stats {
+    std::uint64_t requests = 0;
+    std::uint64_t dropped = 0;
+    std::uint64_t errors_sent = 0;
+};
+
+class stun_handler {
+public:
+    explicit stun_handler(handler_settings settings) : settings_(std::move(settings)) {}
+
+    /// Handles one datagram or stream record that classify() called STUN. Writes the reply
+    /// into `out` (which should hold at least 1500 bytes).
+    reply handle(const request_context& ctx, std::span<const std::uint8_t> in,
+                 std::span<std::uint8_t> out);
+
+    const handler_stats& stats() const { return stats_; }
+
+private:
+    reply handle_binding(const request_context& ctx, const protocol::message_view& req,
+                         std::span<std::uint8_t> out);
+    reply error_response(const request_context& ctx, const protocol::message_view& req,
+                         std::uint16_t code, std::span<const std::uint16_t> unknown,
+                         std::span<std::uint8_t> out);
+    void finish_response(protocol::message_writer& w, const protocol::message_view& req) const;
+
+    handler_settings settings_;
+    handler_stats stats_;
+    log::throttle garbage_log_{5};
+};
+
+} // namespace ferry::server

@@ -1,0 +1,71 @@
+// Batched UDP I/O for one worker thread: recvmmsg into a ring of fixed slots, and an outbox
+// that sendmmsg flushes, grouped by socket. One instance per worker, shared by all of that
+// worker's UDP sockets (only one is being serviced at a time), so the packet path allocates
+// nothing. An outgoing datagram may point into a receive slot, so forwarding needs no copy.
+#pragma once
+
+#include "ferry/protocol/address.hpp"
+
+#include <array>
+#include <cstdint>
+#include <netinet/in.h>
+#include <optional>
+#include <span>
+#include <sys/socket.h>
+#include <vector>
+
+namespace ferry::server {
+
+class udp_batch {
+public:
+    static constexpr std::size_t batch_size = 32;
+    /// Largest datagram received whole; larger ones arrive truncated and are dropped.
+    static constexpr std::size_t slot_size = 4096;
+    /// Room for a TURN header in front of a slot's worth of payload.
+    static constexpr std::size_t send_slot_size = slot_size + 64;
+
+    udp_batch();
+
+    /// Receives up to batch_size datagrams from `fd`; returns how many (0 when none waits).
+    std::size_t receive(int fd);
+    std::span<const std::uint8_t> payload(std::size_t i) const;
+    /// True when the datagram did not fit a slot and was cut.
+    bool truncated(std::size_t i) const { return (rx_hdr_[i].msg_hdr.msg_flags & MSG_TRUNC) != 0; }
+    const sockaddr_storage& source(std::size_t i) const { return rx_addr_[i]; }
+    /// The datagram's destination address, from IP_PKTINFO / IPV6_PKTINFO (wildcard sockets).
+    std::optional<protocol::ip_address> destination(std::size_t i) const;
+
+    /// A free send buffer of send_slot_size bytes, or an empty span if the outbox is full.
+    std::span<std::uint8_t> send_buffer();
+    /// Queues `data` for `fd` to `to`. With `from` set, the datagram leaves from that local
+    /// address (for wildcard sockets). `data` must stay valid until flush().
+    void queue(int fd, const sockaddr_storage& to, std::span<const std::uint8_t> data,
+               const std::optional<protocol::ip_address>& from = std::nullopt);
+    bool outbox_full() const { return tx_count_ == batch_size; }
+    /// Sends everything queued, one sendmmsg per run of the same socket. Datagrams the
+    /// kernel refuses (buffer full) are dropped, as UDP would.
+    void flush();
+
+    std::uint64_t send_errors() const { return send_errors_; }
+
+private:
+    static constexpr std::size_t control_size = CMSG_SPACE(sizeof(in6_pktinfo));
+
+    std::vector<std::uint8_t> rx_data_;
+    std::array<mmsghdr, batch_size> rx_hdr_{};
+    std::array<iovec, batch_size> rx_iov_{};
+    std::array<sockaddr_storage, batch_size> rx_addr_{};
+    std::array<std::array<std::uint8_t, control_size>, batch_size> rx_control_{};
+
+    std::vector<std::uint8_t> tx_data_;
+    std::array<mmsghdr, batch_size> tx_hdr_{};
+    std::array<iovec, batch_size> tx_iov_{};
+    std::array<sockaddr_storage, batch_size> tx_addr_{};
+    std::array<std::array<std::uint8_t, control_size>, batch_size> tx_control_{};
+    std::array<int, batch_size> tx_fd_{};
+    std::size_t tx_count_ = 0;
+    std::size_t tx_buffers_used_ = 0;
+    std::uint64_t send_errors_ = 0;
+};
+
+} // namespace ferry::server

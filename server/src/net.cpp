@@ -1,0 +1,100 @@
+#include "ferry/server/net.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <system_error>
+#include <unistd.h>
+
+namespace ferry::server::net {
+
+using protocol::address_family;
+using protocol::transport_address;
+
+socklen_t to_sockaddr(const transport_address& a, sockaddr_storage& out) {
+    std::memset(&out, 0, sizeof out);
+    if (a.ip.family == address_family::ipv4) {
+        auto* s = reinterpret_cast<sockaddr_in*>(&out);
+        s->sin_family = AF_INET;
+        s->sin_port = htons(a.port);
+        std::memcpy(&s->sin_addr, a.ip.bytes.data(), 4);
+        return sizeof(sockaddr_in);
+    }
+    auto* s = reinterpret_cast<sockaddr_in6*>(&out);
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons(a.port);
+    std::memcpy(&s->sin6_addr, a.ip.bytes.data(), 16);
+    return sizeof(sockaddr_in6);
+}
+
+transport_address from_sockaddr(const sockaddr_storage& s) {
+    transport_address a;
+    if (s.ss_family == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(&s);
+        std::memcpy(a.ip.bytes.data(), &in->sin_addr, 4);
+        a.port = ntohs(in->sin_port);
+    } else if (s.ss_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&s);
+        a.ip.family = address_family::ipv6;
+        std::memcpy(a.ip.bytes.data(), &in6->sin6_addr, 16);
+        a.port = ntohs(in6->sin6_port);
+    }
+    return a;
+}
+
+namespace {
+
+[[noreturn]] void fail(int err, const char* what, const transport_address& a) {
+    throw std::system_error(err, std::generic_category(),
+                            fmt::format("{} {}", what, a.to_string()));
+}
+
+int open_socket(const transport_address& a, int type) {
+    const int family = a.ip.family == address_family::ipv4 ? AF_INET : AF_INET6;
+    const int fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail(errno, "cannot open a socket for", a);
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        const int err = errno;
+        ::close(fd);
+        fail(err, "cannot set SO_REUSEPORT on", a);
+    }
+    if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    sockaddr_storage ss;
+    const auto len = to_sockaddr(a, ss);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        const int err = errno;
+        ::close(fd);
+        fail(err, "cannot bind", a);
+    }
+    return fd;
+}
+
+} // namespace
+
+int bind_udp(const transport_address& a) {
+    const int fd = open_socket(a, SOCK_DGRAM);
+    if (a.ip.is_unspecified()) {
+        const int one = 1;
+        if (a.ip.family == address_family::ipv4)
+            ::setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+        else
+            ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+    }
+    return fd;
+}
+
+int listen_tcp(const transport_address& a, int backlog) {
+    const int fd = open_socket(a, SOCK_STREAM);
+    if (::listen(fd, backlog) != 0) {
+        const int err = errno;
+        ::close(fd);
+        fail(err, "cannot listen on", a);
+    }
+    return fd;
+}
+
+} // namespace ferry::server::net

@@ -1,0 +1,143 @@
+#include "ferry/server/stun_handler.hpp"
+
+#include "ferry/protocol/attributes.hpp"
+#include "ferry/protocol/integrity.hpp"
+
+namespace ferry::server {
+
+using namespace ferry::protocol;
+
+std::string_view to_string(transport t) {
+    switch (t) {
+    case transport::udp: return "udp";
+    case transport::tcp: return "tcp";
+    case transport::tls: return "tls";
+    case transport::dtls: return "dtls";
+    }
+    return "?";
+}
+
+reply stun_handler::handle(const request_context& ctx, std::span<const std::uint8_t> in,
+                           std::span<std::uint8_t> out) {
+    message_view req;
+    if (auto ec = req.parse(in)) {
+        ++stats_.dropped;
+        garbage_log_.at(log_level::debug, "dropped {} bytes from {} over {}: {}", in.size(),
+                        ctx.remote.to_string(), to_string(ctx.via), ec.message());
+        return {};
+    }
+    // RFC 8489 §7.3: a FINGERPRINT that does not match means this is not STUN; drop it silently.
+    if (check_fingerprint(req) == fingerprint_status::invalid) {
+        ++stats_.dropped;
+        garbage_log_.at(log_level::debug, "dropped message from {}: bad FINGERPRINT",
+                        ctx.remote.to_string());
+        return {};
+    }
+    // Responses and indications get no answer. (TURN's Send indication arrives with issue 3.)
+    if (req.klass() != message_class::request) {
+        ++stats_.dropped;
+        return {};
+    }
+    ++stats_.requests;
+
+    // RFC 8489 §6.3.1: unknown comprehension-required attributes get 420 listing them.
+    std::array<std::uint16_t, unknown_attributes::max_types> unknown{};
+    if (auto n = req.unknown_required(unknown))
+        return error_response(ctx, req, error::unknown_attribute, std::span(unknown).first(n), out);
+
+    if (req.method() == static_cast<std::uint16_t>(method::binding))
+        return handle_binding(ctx, req, out);
+
+    log::debug("{} request from {}: method {:#05x} not served", to_string(ctx.via),
+               ctx.remote.to_string(), req.method());
+    return error_response(ctx, req, error::bad_request, {}, out);
+}
+
+// RFC 8489 §6.3 and RFC 5780 §6: the success response carries the client's reflexive address,
+// and, where an RFC 5780 set is configured, honours CHANGE-REQUEST, RESPONSE-PORT and PADDING.
+reply stun_handler::handle_binding(const request_context& ctx, const message_view& req,
+                                   std::span<std::uint8_t> out) {
+    reply r;
+    if (ctx.nat != nullptr) {
+        r.from_ip = ctx.nat->ip;
+        r.from_port = ctx.nat->port;
+    }
+
+    // RFC 5780 §7.2: CHANGE-REQUEST asks for the answer from another IP and/or port. Only a
+    // UDP socket of a configured set can do that; elsewhere the attribute is not supported.
+    if (req.has(attribute_type::change_request)) {
+        auto cr = req.get<change_request>();
+        if (!cr) return error_response(ctx, req, error::bad_request, {}, out);
+        if (cr->change_ip || cr->change_port) {
+            if (ctx.nat == nullptr) {
+                const std::uint16_t attr = static_cast<std::uint16_t>(attribute_type::change_request);
+                return error_response(ctx, req, error::unknown_attribute, {&attr, 1}, out);
+            }
+            r.from_ip ^= cr->change_ip ? 1u : 0u;
+            r.from_port ^= cr->change_port ? 1u : 0u;
+        }
+    }
+    // RFC 5780 §7.5: RESPONSE-PORT sends the answer to another port of the same IP.
+    if (req.has(attribute_type::response_port)) {
+        auto rp = req.get<response_port>();
+        if (!rp) return error_response(ctx, req, error::bad_request, {}, out);
+        if (ctx.nat == nullptr) {
+            const std::uint16_t attr = static_cast<std::uint16_t>(attribute_type::response_port);
+            return error_response(ctx, req, error::unknown_attribute, {&attr, 1}, out);
+        }
+        r.to_port = rp->port;
+    }
+
+    const transport_address origin =
+        ctx.nat != nullptr ? ctx.nat->addresses[r.from_ip][r.from_port] : ctx.local;
+
+    message_writer w(out, make_message_type(method::binding, message_class::success_response), req);
+    if (req.has_magic_cookie()) {
+        xor_mapped_address{ctx.remote}.encode(w);
+        response_origin{origin}.encode(w);
+        if (ctx.nat != nullptr) other_address{ctx.nat->addresses[ctx.nat->ip ^ 1][ctx.nat->port ^ 1]}.encode(w);
+    } else {
+        // RFC 3489 §11.2: classic clients read MAPPED-ADDRESS, SOURCE-ADDRESS, CHANGED-ADDRESS.
+        mapped_address{ctx.remote}.encode(w);
+        source_address{origin}.encode(w);
+        if (ctx.nat != nullptr) changed_address{ctx.nat->addresses[ctx.nat->ip ^ 1][ctx.nat->port ^ 1]}.encode(w);
+    }
+    // RFC 5780 §7.6: answer PADDING with PADDING of the same length, so the response is no
+    // larger than the request made it.
+    if (auto p = req.get<padding>()) padding{p->length}.encode(w);
+    finish_response(w, req);
+    r.size = w.finish().size();
+    log::debug("binding {} from {} -> {}", to_string(ctx.via), ctx.remote.to_string(),
+               origin.to_string());
+    return r;
+}
+
+reply stun_handler::error_response(const request_context& ctx, const message_view& req,
+                                   std::uint16_t code, std::span<const std::uint16_t> unknown,
+                                   std::span<std::uint8_t> out) {
+    ++stats_.errors_sent;
+    message_writer w(out, make_message_type(req.method(), message_class::error_response), req);
+    error_code{code, ""}.encode(w);
+    if (!unknown.empty()) {
+        unknown_attributes u;
+        for (auto t : unknown) u.types[u.count++] = t;
+        u.encode(w);
+    }
+    finish_response(w, req);
+    log::debug("{} request from {}: error {}", to_string(ctx.via), ctx.remote.to_string(), code);
+    reply r;
+    if (ctx.nat != nullptr) {
+        r.from_ip = ctx.nat->ip;
+        r.from_port = ctx.nat->port;
+    }
+    r.size = w.finish().size();
+    return r;
+}
+
+void stun_handler::finish_response(message_writer& w, const message_view& req) const {
+    if (!settings_.software.empty()) software{settings_.software}.encode(w);
+    // RFC 8489 §7.3: answer with FINGERPRINT when the request carried one.
+    if (req.has_magic_cookie() && req.has(attribute_type::fingerprint)) w.append_fingerprint();
+}
+
+} // namespace ferry::server

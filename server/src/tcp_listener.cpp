@@ -1,0 +1,164 @@
+#include "ferry/server/tcp_listener.hpp"
+
+#include "ferry/protocol/channel_data.hpp"
+#include "ferry/protocol/framer.hpp"
+#include "ferry/server/net.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+namespace ferry::server {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+/// Largest frame a peer may declare: a STUN message of the maximum length.
+constexpr std::size_t max_frame = protocol::header_size + 0xFFFC;
+constexpr std::size_t initial_buffer = 4096;
+
+protocol::transport_address to_address(const asio::ip::tcp::endpoint& e) {
+    sockaddr_storage ss{};
+    std::memcpy(&ss, e.data(), e.size());
+    return net::from_sockaddr(ss);
+}
+
+class tcp_connection : public std::enable_shared_from_this<tcp_connection> {
+public:
+    tcp_connection(asio::ip::tcp::socket socket, stun_handler& handler, const limits_config& limits)
+        : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(handler),
+          limits_(limits), in_(initial_buffer), out_(4096) {}
+
+    void start() {
+        std::error_code ec;
+        ctx_.via = transport::tcp;
+        const auto local = socket_.local_endpoint(ec);
+        const auto remote = socket_.remote_endpoint(ec);
+        if (ec) return; // already gone
+        ctx_.local = to_address(local);
+        ctx_.remote = to_address(remote);
+        socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+        deadline_ = clock::now() + limits_.tcp_idle_timeout;
+        auto self = shared_from_this();
+        asio::co_spawn(socket_.get_executor(), [self] { return self->read_loop(); }, asio::detached);
+        asio::co_spawn(socket_.get_executor(), [self] { return self->watchdog(); }, asio::detached);
+    }
+
+private:
+    asio::awaitable<void> read_loop() {
+        std::size_t used = 0;
+        for (;;) {
+            auto [ec, n] = co_await socket_.async_read_some(
+                asio::buffer(in_.data() + used, in_.size() - used), use_tuple);
+            if (ec) break;
+            used += n;
+            std::size_t off = 0;
+            std::size_t out_len = 0;
+            bool bad = false;
+            for (;;) {
+                const auto r = protocol::next_frame({in_.data() + off, used - off}, max_frame);
+                if (r.kind == protocol::frame_result::invalid) {
+                    bad = true;
+                    break;
+                }
+                if (r.kind == protocol::frame_result::need_more) {
+                    // Grow only to what the frame declared, never past max_frame.
+                    if (r.size > in_.size()) in_.resize(r.size);
+                    break;
+                }
+                const std::span<const std::uint8_t> frame(in_.data() + off, r.size);
+                off += r.size;
+                deadline_ = clock::now() + limits_.tcp_idle_timeout;
+                if (protocol::classify(frame[0]) != protocol::packet_kind::stun) continue;
+                if (out_.size() - out_len < 2048) {
+                    co_await asio::async_write(socket_, asio::buffer(out_.data(), out_len),
+                                               use_tuple);
+                    out_len = 0;
+                }
+                const reply rep = handler_.handle(ctx_, frame, {out_.data() + out_len, out_.size() - out_len});
+                out_len += rep.size;
+            }
+            if (out_len != 0) {
+                auto [wec, wn] = co_await asio::async_write(socket_, asio::buffer(out_.data(), out_len),
+                                                            use_tuple);
+                if (wec) break;
+            }
+            if (bad) {
+                log_.at(log_level::debug, "tcp {}: closing, the stream is not STUN framing",
+                        ctx_.remote.to_string());
+                break;
+            }
+            std::memmove(in_.data(), in_.data() + off, used - off);
+            used -= off;
+            if (used == 0 && in_.size() > initial_buffer) {
+                in_.resize(initial_buffer);
+                in_.shrink_to_fit();
+            }
+        }
+        close();
+    }
+
+    asio::awaitable<void> watchdog() {
+        while (socket_.is_open()) {
+            timer_.expires_at(deadline_);
+            co_await timer_.async_wait(use_tuple);
+            if (!socket_.is_open()) break;
+            if (clock::now() >= deadline_) {
+                log::debug("tcp {}: idle for {}s, closing", ctx_.remote.to_string(),
+                           limits_.tcp_idle_timeout.count());
+                close();
+                break;
+            }
+        }
+    }
+
+    void close() {
+        std::error_code ec;
+        socket_.shutdown(asio::socket_base::shutdown_both, ec);
+        socket_.close(ec);
+        timer_.cancel();
+    }
+
+    asio::ip::tcp::socket socket_;
+    asio::steady_timer timer_;
+    stun_handler& handler_;
+    const limits_config& limits_;
+    request_context ctx_;
+    clock::time_point deadline_;
+    std::vector<std::uint8_t> in_;
+    std::vector<std::uint8_t> out_;
+    inline static thread_local log::throttle log_{5};
+};
+
+} // namespace
+
+tcp_listener::tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
+                           stun_handler& handler, const limits_config& limits)
+    : acceptor_(io), bound_(bound), handler_(handler), limits_(limits) {
+    acceptor_.assign(bound.ip.family == protocol::address_family::ipv4 ? asio::ip::tcp::v4()
+                                                                       : asio::ip::tcp::v6(),
+                     fd);
+}
+
+void tcp_listener::start() {
+    asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
+}
+
+asio::awaitable<void> tcp_listener::accept_loop() {
+    asio::steady_timer backoff(acceptor_.get_executor());
+    for (;;) {
+        auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
+        if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+        if (ec) {
+            // EMFILE/ENFILE and friends: say so, back off briefly, keep serving.
+            log_.at(log_level::warn, "tcp {}: accept failed: {}", bound_.to_string(), ec.message());
+            backoff.expires_after(std::chrono::milliseconds(50));
+            co_await backoff.async_wait(use_tuple);
+            continue;
+        }
+        std::make_shared<tcp_connection>(std::move(socket), handler_, limits_)->start();
+    }
+}
+
+} // namespace ferry::server

@@ -1,0 +1,93 @@
+#include "ferry/server/worker.hpp"
+
+#include "ferry/server/log.hpp"
+#include "ferry/server/net.hpp"
+
+#include <system_error>
+
+namespace ferry::server {
+namespace {
+
+// A host without IPv6 cannot bind "::"; the shipped config lists it, so skip it there.
+bool ipv6_missing(const std::system_error& e, const protocol::transport_address& a) {
+    return a.ip.family == protocol::address_family::ipv6 && a.ip.is_unspecified() &&
+           (e.code().value() == EAFNOSUPPORT || e.code().value() == EADDRNOTAVAIL);
+}
+
+// The one listener an RFC 5780 set is built around: the first UDP listener on a concrete
+// address of the alternate's family.
+const listen_config* nat_primary(const config& cfg) {
+    const auto& alt = cfg.nat_discovery.alternate_address;
+    if (!alt) return nullptr;
+    for (const auto& l : cfg.listen)
+        if (l.udp && l.address.family == alt->family && !l.address.is_unspecified() &&
+            l.address != *alt)
+            return &l;
+    return nullptr;
+}
+
+} // namespace
+
+worker::worker(const config& cfg, unsigned index)
+    : cfg_(cfg), index_(index), handler_(handler_settings{cfg.software}) {
+    const listen_config* primary = nat_primary(cfg);
+    for (const auto& l : cfg.listen) {
+        const protocol::transport_address a{l.address, l.port};
+        try {
+            if (&l == primary) {
+                add_nat_set(l, *cfg.nat_discovery.alternate_address, cfg.nat_discovery.alternate_port);
+            } else if (l.udp) {
+                add_udp(a);
+            }
+            if (l.tcp) {
+                tcp_.push_back(std::make_unique<tcp_listener>(io_, net::listen_tcp(a, 1024), a,
+                                                              handler_, cfg_.limits));
+            }
+        } catch (const std::system_error& e) {
+            if (!ipv6_missing(e, a)) throw;
+            if (index_ == 0) log::warn("skipping {}: this host has no IPv6 ({})", a.to_string(), e.what());
+        }
+    }
+}
+
+void worker::add_udp(const protocol::transport_address& a, const nat_identity* nat, nat_set* set) {
+    udp_.push_back(std::make_unique<udp_listener>(io_, net::bind_udp(a), a, handler_, batch_));
+    if (set != nullptr) {
+        udp_.back()->join_nat_set(nat, &set->sockets);
+        set->sockets[nat->ip][nat->port] = udp_.back().get();
+    }
+}
+
+void worker::add_nat_set(const listen_config& l, const protocol::ip_address& alternate,
+                         std::uint16_t alternate_port) {
+    auto set = std::make_unique<nat_set>();
+    const std::uint16_t ports[2] = {l.port, alternate_port != 0 ? alternate_port
+                                                                : static_cast<std::uint16_t>(l.port + 1)};
+    const protocol::ip_address ips[2] = {l.address, alternate};
+    for (unsigned i = 0; i < 2; ++i) {
+        for (unsigned p = 0; p < 2; ++p) {
+            auto& id = set->identities[i * 2 + p];
+            for (unsigned ii = 0; ii < 2; ++ii)
+                for (unsigned pp = 0; pp < 2; ++pp) id.addresses[ii][pp] = {ips[ii], ports[pp]};
+            id.ip = i;
+            id.port = p;
+        }
+    }
+    for (auto& id : set->identities) add_udp(id.addresses[id.ip][id.port], &id, set.get());
+    nat_sets_.push_back(std::move(set));
+}
+
+void worker::run() {
+    for (auto& u : udp_) u->start();
+    for (auto& t : tcp_) t->start();
+    io_.run();
+}
+
+std::vector<std::string> worker::describe() const {
+    std::vector<std::string> out;
+    for (const auto& u : udp_) out.push_back("udp " + u->bound().to_string());
+    for (const auto& t : tcp_) out.push_back("tcp " + t->bound().to_string());
+    return out;
+}
+
+} // namespace ferry::server
