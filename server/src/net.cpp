@@ -51,13 +51,15 @@ namespace {
                             fmt::format("{} {}", what, a.to_string()));
 }
 
-int open_socket(const transport_address& a, int type) {
+int open_socket(const transport_address& a, int type, bool reuse_port = true) {
     const int family = a.ip.family == address_family::ipv4 ? AF_INET : AF_INET6;
     const int fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) fail(errno, "cannot open a socket for", a);
     const int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    // TCP only: lets a restarted server rebind past TIME_WAIT. On UDP it would let another
+    // socket share the port.
+    if (type == SOCK_STREAM) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
         const int err = errno;
         ::close(fd);
         fail(err, "cannot set SO_REUSEPORT on", a);
@@ -74,6 +76,10 @@ int open_socket(const transport_address& a, int type) {
 }
 
 } // namespace
+
+void ensure_unused(const transport_address& a, int type) {
+    ::close(open_socket(a, type, false));
+}
 
 int bind_udp(const transport_address& a) {
     const int fd = open_socket(a, SOCK_DGRAM);

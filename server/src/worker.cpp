@@ -40,6 +40,7 @@ worker::worker(const config& cfg, unsigned index)
                 add_udp(a);
             }
             if (l.tcp) {
+                if (index_ == 0) net::ensure_unused(a, SOCK_STREAM);
                 tcp_.push_back(std::make_unique<tcp_listener>(io_, net::listen_tcp(a, 1024), a,
                                                               handler_, cfg_.limits));
             }
@@ -51,6 +52,7 @@ worker::worker(const config& cfg, unsigned index)
 }
 
 void worker::add_udp(const protocol::transport_address& a, const nat_identity* nat, nat_set* set) {
+    if (index_ == 0) net::ensure_unused(a, SOCK_DGRAM);
     udp_.push_back(std::make_unique<udp_listener>(io_, net::bind_udp(a), a, handler_, batch_));
     if (set != nullptr) {
         udp_.back()->join_nat_set(nat, &set->sockets);

@@ -18,6 +18,10 @@ protocol::transport_address from_sockaddr(const sockaddr_storage& s);
 /// wildcard address it also asks for IP_PKTINFO / IPV6_RECVPKTINFO, so replies leave from the
 /// address the request arrived at. Throws std::system_error naming the address.
 int bind_udp(const protocol::transport_address& a);
+/// Fails (std::system_error, EADDRINUSE) if another process already holds `a`. SO_REUSEPORT
+/// would otherwise let a second server join the first one's socket group and split its
+/// traffic; a probe bound without it sees the other holder. `type` is SOCK_DGRAM or SOCK_STREAM.
+void ensure_unused(const protocol::transport_address& a, int type);
 /// A non-blocking listening TCP socket with SO_REUSEPORT. Throws std::system_error.
 int listen_tcp(const protocol::transport_address& a, int backlog);
 

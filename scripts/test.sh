@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test; the last thing it prints is CTest's summary.
+#   build/fuzz     clang, libFuzzer + ASan/UBSan: the fuzz targets
+#   build/test     gcc, ASan + UBSan, warnings as errors: unit and integration tests, and the
+#                  fuzz targets' bounded smoke runs (FERRY_FUZZ_SECONDS each, default 30)
+#   build/release  gcc, Release: the binary run.sh and the benchmarks use
+# Installs missing packages first. Needs no standard input.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/deps.sh
+
+ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+JOBS=2
+
+cmake -S . -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DFERRY_FUZZ=ON >/dev/null
+cmake --build build/fuzz -j"$JOBS"
+
+cmake -S . -B build/test -G Ninja -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DFERRY_SANITIZE=ON -DFERRY_WERROR=ON -DFERRY_FUZZ_DIR="$PWD/build/fuzz" \
+    -DFERRY_FUZZ_SECONDS="${FERRY_FUZZ_SECONDS:-30}" >/dev/null
+cmake --build build/test -j"$JOBS"
+
+cmake -S . -B build/release -G Ninja -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release \
+    -DFERRY_TESTS=OFF >/dev/null
+cmake --build build/release -j"$JOBS"
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+exec ctest --test-dir build/test --output-on-failure -j"$JOBS"

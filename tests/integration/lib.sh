@@ -1,0 +1,59 @@
+# Shared by the integration tests: start the real ferry binary on free loopback ports, stop it
+# by PID on exit, and fail with the server's log tail. Sourced, not run.
+set -euo pipefail
+
+: "${FERRY_BIN:?FERRY_BIN must name the ferry binary}"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WORK=$(mktemp -d)
+PIDS=()
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    if [ -f "$WORK/ferry.log" ]; then
+        echo "--- ferry log (last 30 lines) ---" >&2
+        tail -30 "$WORK/ferry.log" >&2
+    fi
+    exit 1
+}
+pass() { echo "ok: $*"; }
+
+# free_port [N]: a port P such that P..P+N-1 are free for UDP and TCP on 127.0.0.1 and ::1.
+free_port() { python3 "$HERE/free_port.py" "${1:-1}"; }
+
+have_ipv6() { python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null; }
+
+# start_ferry CONFIG: runs ferry in the background and waits for its start-up line.
+start_ferry() {
+    "$FERRY_BIN" --config "$1" >"$WORK/ferry.log" 2>&1 &
+    FERRY_PID=$!
+    PIDS+=("$FERRY_PID")
+    local i
+    for i in $(seq 100); do
+        grep -q " started: " "$WORK/ferry.log" && return 0
+        kill -0 "$FERRY_PID" 2>/dev/null || fail "ferry exited during start-up"
+        sleep 0.1
+    done
+    fail "ferry did not start within 10 s"
+}
+
+# stop_ferry: SIGTERM, and the exit code must be 0.
+stop_ferry() {
+    kill -TERM "$FERRY_PID"
+    local rc=0
+    wait "$FERRY_PID" || rc=$?
+    PIDS=()
+    [ "$rc" -eq 0 ] || fail "ferry exited with $rc after SIGTERM"
+    grep -q "stopped:" "$WORK/ferry.log" || fail "no 'stopped' line after SIGTERM"
+}
+
+probe() { timeout 10 python3 "$HERE/stun_probe.py" "$@"; }

@@ -1,0 +1,175 @@
+"""An independent STUN client for the integration tests, written from RFC 8489 with nothing
+but Python's struct module (it shares no code with ferry). Subcommands:
+
+  binding  --host H --port P [--tcp] [--fingerprint]  one Binding request; prints
+           "mapped=ADDR origin=ADDR local=ADDR" and fails unless mapped == local
+  garbage  --host H --port P --count N                  N malformed UDP datagrams, then one
+           valid Binding request that must still be answered
+  stall    --host H --port P --bytes N                  TCP: send N bytes of a frame, then
+           wait; prints the seconds until the server closes the connection
+"""
+import argparse
+import binascii
+import os
+import random
+import socket
+import struct
+import sys
+import time
+
+COOKIE = 0x2112A442
+
+
+def binding_request(fingerprint: bool = False) -> tuple[bytes, bytes]:
+    txid = os.urandom(12)
+    attrs = b""
+    if fingerprint:
+        length = 8
+        head = struct.pack("!HHI", 0x0001, length, COOKIE) + txid
+        crc = binascii.crc32(head) ^ 0x5354554E
+        attrs = struct.pack("!HHI", 0x8028, 4, crc & 0xFFFFFFFF)
+    return struct.pack("!HHI", 0x0001, len(attrs), COOKIE) + txid + attrs, txid
+
+
+def read_address(value: bytes, txid: bytes, xor: bool) -> str:
+    family, port = value[1], struct.unpack("!H", value[2:4])[0]
+    raw = value[4:]
+    if xor:
+        port ^= COOKIE >> 16
+        pad = struct.pack("!I", COOKIE) + txid
+        raw = bytes(b ^ pad[i] for i, b in enumerate(raw))
+    if family == 1:
+        return f"{socket.inet_ntop(socket.AF_INET, raw)}:{port}"
+    return f"[{socket.inet_ntop(socket.AF_INET6, raw)}]:{port}"
+
+
+def parse_response(data: bytes, txid: bytes) -> dict:
+    mtype, length, cookie = struct.unpack("!HHI", data[:8])
+    if cookie != COOKIE or data[8:20] != txid:
+        raise SystemExit("response does not match the request")
+    if len(data) != 20 + length:
+        raise SystemExit(f"response length {len(data)} != 20 + {length}")
+    out = {"type": mtype}
+    pos = 20
+    while pos < len(data):
+        atype, alen = struct.unpack("!HH", data[pos:pos + 4])
+        value = data[pos + 4:pos + 4 + alen]
+        if atype == 0x0020:
+            out["mapped"] = read_address(value, txid, True)
+        elif atype == 0x802B:
+            out["origin"] = read_address(value, txid, False)
+        elif atype == 0x8028:
+            crc = binascii.crc32(data[:pos]) ^ 0x5354554E
+            out["fingerprint_ok"] = struct.unpack("!I", value)[0] == crc & 0xFFFFFFFF
+        elif atype == 0x0009:
+            out["error"] = value[2] * 100 + value[3]
+        pos += 4 + ((alen + 3) & ~3)
+    return out
+
+
+def fmt(addr) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def family_of(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def binding(args) -> None:
+    req, txid = binding_request(args.fingerprint)
+    fam = family_of(args.host)
+    if args.tcp:
+        s = socket.create_connection((args.host, args.port), timeout=5)
+        s.sendall(req)
+        head = b""
+        while len(head) < 20:
+            chunk = s.recv(20 - len(head))
+            if not chunk:
+                raise SystemExit("connection closed before a response")
+            head += chunk
+        body_len = struct.unpack("!H", head[2:4])[0]
+        body = b""
+        while len(body) < body_len:
+            chunk = s.recv(body_len - len(body))
+            if not chunk:
+                raise SystemExit("connection closed inside a response")
+            body += chunk
+        data = head + body
+    else:
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        s.connect((args.host, args.port))
+        for _ in range(3):
+            s.send(req)
+            try:
+                data = s.recv(2048)
+                break
+            except socket.timeout:
+                continue
+        else:
+            raise SystemExit("no response after 3 tries")
+    local = fmt(s.getsockname())
+    r = parse_response(data, txid)
+    if r["type"] != 0x0101:
+        raise SystemExit(f"not a success response: type {r['type']:#06x} error {r.get('error')}")
+    print(f"mapped={r.get('mapped')} origin={r.get('origin')} local={local}"
+          + (f" fingerprint_ok={r['fingerprint_ok']}" if "fingerprint_ok" in r else ""))
+    if r.get("mapped") != local:
+        raise SystemExit(f"XOR-MAPPED-ADDRESS {r.get('mapped')} != local address {local}")
+
+
+def garbage(args) -> None:
+    rng = random.Random(1234)
+    s = socket.socket(family_of(args.host), socket.SOCK_DGRAM)
+    s.connect((args.host, args.port))
+    req, _ = binding_request()
+    for i in range(args.count):
+        kind = i % 5
+        if kind == 0:
+            d = os.urandom(rng.randint(1, 200))
+        elif kind == 1:
+            d = req[: rng.randint(0, len(req) - 1)]
+        elif kind == 2:  # header claims more than was sent
+            d = struct.pack("!HHI", 0x0001, 400, COOKIE) + os.urandom(12) + os.urandom(40)
+        elif kind == 3:  # attribute runs past the end
+            d = struct.pack("!HHI", 0x0001, 8, COOKIE) + os.urandom(12) + struct.pack("!HH", 0x8022, 300) + b"abcd"
+        else:  # ChannelData without an allocation
+            d = struct.pack("!HH", 0x4001, 4) + b"data"
+        try:
+            s.send(d)
+        except OSError:
+            pass
+    s.close()
+    binding(argparse.Namespace(host=args.host, port=args.port, tcp=False, fingerprint=False))
+
+
+def stall(args) -> None:
+    req, _ = binding_request()
+    frame = struct.pack("!HHI", 0x0001, 0xFFFC, COOKIE) + req[8:20]  # declares 65532 bytes
+    s = socket.create_connection((args.host, args.port), timeout=60)
+    s.sendall(frame[: args.bytes])
+    start = time.monotonic()
+    try:
+        data = s.recv(10)
+    except ConnectionResetError:
+        data = b""
+    if data:
+        raise SystemExit(f"server sent {data!r} to a stalled frame")
+    print(f"closed_after={time.monotonic() - start:.1f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("command", choices=["binding", "garbage", "stall"])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--tcp", action="store_true")
+    ap.add_argument("--fingerprint", action="store_true")
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--bytes", type=int, default=10)
+    args = ap.parse_args()
+    {"binding": binding, "garbage": garbage, "stall": stall}[args.command](args)
+
+
+main()

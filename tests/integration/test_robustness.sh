@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Bad input is dropped without hurting anyone else: a flood of malformed datagrams, a TCP
+# stream that is not STUN, and a TCP frame that stalls halfway. Meanwhile good clients keep
+# being answered, the log stays throttled, and SIGTERM still stops the server cleanly.
+. "$(dirname "$0")/lib.sh"
+
+PORT=$(free_port)
+cat >"$WORK/ferry.yaml" <<YAML
+threads: 2
+listen:
+  - address: 127.0.0.1
+    port: $PORT
+limits:
+  tcp_idle_timeout: 2
+log:
+  level: debug
+YAML
+start_ferry "$WORK/ferry.yaml"
+
+out=$(probe garbage --port "$PORT" --count 5000) || fail "no answer after 5000 malformed datagrams: $out"
+pass "5000 malformed datagrams, then a Binding request answered: $out"
+dropped_lines=$(grep -c "dropped" "$WORK/ferry.log" || true)
+[ "$dropped_lines" -le 60 ] || fail "$dropped_lines log lines for dropped input: the log is not throttled"
+pass "log lines about the garbage: $dropped_lines (throttled)"
+
+# A TCP peer that talks HTTP is closed at once, without an answer.
+reply=$(timeout 5 python3 -c "
+import socket; s = socket.create_connection(('127.0.0.1', $PORT)); s.sendall(b'GET / HTTP/1.1\r\n\r\n')
+print(len(s.recv(100)))") || fail "HTTP on the STUN port: connection not closed"
+[ "$reply" = "0" ] || fail "HTTP on the STUN port got $reply bytes back"
+pass "TCP stream that is not STUN framing: closed without an answer"
+
+# A frame that declares 65532 bytes and stalls is cut off by the idle timeout, and other
+# clients are served while it hangs.
+probe stall --port "$PORT" --bytes 12 >"$WORK/stall.out" &
+STALL=$!
+sleep 0.5
+probe binding --port "$PORT" >/dev/null || fail "UDP binding during a stalled TCP frame"
+probe binding --port "$PORT" --tcp >/dev/null || fail "TCP binding during a stalled TCP frame"
+wait "$STALL" || fail "stalled connection: $(cat "$WORK/stall.out")"
+secs=$(sed -n 's/closed_after=//p' "$WORK/stall.out")
+python3 -c "import sys; sys.exit(0 if 1.5 <= $secs <= 4.5 else 1)" ||
+    fail "stalled connection closed after ${secs}s, expected about 2"
+pass "stalled TCP frame closed after ${secs}s (tcp_idle_timeout 2) while others were served"
+
+stop_ferry
+pass "SIGTERM: clean exit"

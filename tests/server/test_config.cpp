@@ -1,0 +1,115 @@
+// The YAML configuration: defaults, every key, and errors that name the line.
+#include "ferry/server/config.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <string>
+
+using namespace ferry::server;
+
+namespace {
+
+std::string error_of(const std::string& yaml) {
+    try {
+        parse_config(yaml, "test.yaml");
+    } catch (const config_error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+} // namespace
+
+TEST_CASE("an empty file gives the defaults") {
+    auto c = parse_config("", "test.yaml");
+    CHECK(c.threads == 0);
+    CHECK(c.software == "ferry");
+    REQUIRE(c.listen.size() == 2);
+    CHECK(c.listen[0].address.to_string() == "0.0.0.0");
+    CHECK(c.listen[1].address.to_string() == "::");
+    CHECK(c.listen[0].port == 3478);
+    CHECK(c.listen[0].udp);
+    CHECK(c.listen[0].tcp);
+    CHECK_FALSE(c.nat_discovery.alternate_address);
+    CHECK(c.limits.tcp_idle_timeout == std::chrono::seconds(30));
+    CHECK(c.log.level == log_level::info);
+}
+
+TEST_CASE("every key is read") {
+    auto c = parse_config(R"(
+threads: 3
+software: "my server"
+listen:
+  - address: 127.0.0.1
+    port: 5000
+    transports: [udp]
+  - address: "::1"
+    transports: [tcp]
+nat_discovery:
+  alternate_address: 127.0.0.2
+  alternate_port: 5001
+limits:
+  tcp_idle_timeout: 7
+log:
+  level: debug
+)");
+    CHECK(c.threads == 3);
+    CHECK(c.software == "my server");
+    REQUIRE(c.listen.size() == 2);
+    CHECK(c.listen[0].port == 5000);
+    CHECK(c.listen[0].udp);
+    CHECK_FALSE(c.listen[0].tcp);
+    CHECK(c.listen[1].port == 3478);
+    CHECK_FALSE(c.listen[1].udp);
+    CHECK(c.nat_discovery.alternate_address->to_string() == "127.0.0.2");
+    CHECK(c.nat_discovery.alternate_port == 5001);
+    CHECK(c.limits.tcp_idle_timeout == std::chrono::seconds(7));
+    CHECK(c.log.level == log_level::debug);
+}
+
+TEST_CASE("software can be turned off") {
+    CHECK(parse_config("software: false").software.empty());
+    CHECK(parse_config("software: \"\"").software.empty());
+    CHECK(parse_config("software: ~").software.empty());
+}
+
+TEST_CASE("the shipped example config is valid and matches the defaults") {
+    auto shipped = load_config(FERRY_SOURCE_DIR "/conf/ferry.yaml");
+    auto defaults = parse_config("");
+    CHECK(shipped.threads == defaults.threads);
+    CHECK(shipped.software == defaults.software);
+    REQUIRE(shipped.listen.size() == defaults.listen.size());
+    for (std::size_t i = 0; i < shipped.listen.size(); ++i) {
+        CHECK(shipped.listen[i].address == defaults.listen[i].address);
+        CHECK(shipped.listen[i].port == defaults.listen[i].port);
+    }
+    CHECK(shipped.limits.tcp_idle_timeout == defaults.limits.tcp_idle_timeout);
+    CHECK(shipped.log.level == defaults.log.level);
+}
+
+TEST_CASE("errors are one line naming the file and line") {
+    CHECK(error_of("threads: 2\nbogus: 1\n") == "test.yaml:2: unknown key 'bogus'");
+    CHECK(error_of("log:\n  level: loud\n").starts_with("test.yaml:2: 'log.level' must be one of"));
+    CHECK(error_of("threads: many\n").starts_with("test.yaml:1: 'threads' must be a whole number"));
+    CHECK(error_of("threads: 0\n").starts_with("test.yaml:1: 'threads' must be between"));
+    CHECK(error_of("listen:\n  - address: 300.1.1.1\n") ==
+          "test.yaml:2: 'listen.address' is not an IP address: '300.1.1.1'");
+    CHECK(error_of("listen:\n  - address: 1.2.3.4\n    port: 70000\n")
+              .starts_with("test.yaml:3: 'listen.port' must be between 1 and 65535"));
+    CHECK(error_of("listen:\n  - address: 1.2.3.4\n    transports: [sctp]\n")
+              .starts_with("test.yaml:3: unknown transport 'sctp'"));
+    CHECK(error_of("listen:\n  - port: 1\n").starts_with("test.yaml:2: a listener needs an 'address'"));
+    CHECK(error_of("listen: []\n").starts_with("test.yaml:1: 'listen' names no listener"));
+    CHECK(error_of("limits:\n  tcp_idle_timeout: -1\n").starts_with("test.yaml:2:"));
+    CHECK(error_of("threads: [1\n").starts_with("test.yaml:"));
+    CHECK(error_of("listen:\n  - address: 0.0.0.0\nnat_discovery:\n  alternate_address: 127.0.0.2\n")
+              .find("needs a UDP listener on a concrete address") != std::string::npos);
+    CHECK(error_of("nat_discovery:\n  alternate_addr: 1.2.3.4\n") ==
+          "test.yaml:2: unknown key 'alternate_addr' in 'nat_discovery'");
+}
+
+TEST_CASE("a missing file is an error naming it") {
+    CHECK_THROWS_WITH_AS(load_config("/nonexistent/ferry.yaml"),
+                         "/nonexistent/ferry.yaml: cannot open the file", config_error);
+}
