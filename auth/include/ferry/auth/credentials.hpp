@@ -1,0 +1,59 @@
+// Long-term credentials (RFC 8489 §9.2) for one realm: static users, kept only as derived
+// keys, and the TURN REST API's ephemeral credentials (draft-uberti-behave-turn-rest, as
+// coturn's static-auth-secret): username "expiry:user" (or "user:expiry"), password
+// base64(HMAC-SHA1(secret, username)). Several secrets may be active at once, for rotation.
+#pragma once
+
+#include "ferry/auth/keys.hpp"
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace ferry::auth {
+
+/// A static user as configured: the keys are derived at load time, the password dropped.
+struct user_keys {
+    key md5;
+    std::optional<key> sha256; ///< absent when only a precomputed MD5 key was configured
+};
+
+class credential_store {
+public:
+    static constexpr std::size_t max_secrets = 8;
+
+    /// Up to max_secrets keys to try for one username (one per REST secret).
+    struct candidates {
+        std::array<key, max_secrets> keys{};
+        std::size_t count = 0;
+    };
+
+    explicit credential_store(std::string realm) : realm_(std::move(realm)) {}
+
+    /// Adds a user from a (SASLprep'd) password.
+    void add_user(std::string_view name, std::string_view password);
+    /// Adds a user from a precomputed MD5(user:realm:password) key, 16 bytes.
+    void add_user_key(std::string_view name, const key& md5_key);
+    void add_rest_secret(std::string secret);
+
+    const std::string& realm() const { return realm_; }
+    bool empty() const { return users_.empty() && secrets_.empty(); }
+
+    /// The keys that may have signed a request from `username` with `algorithm`; none when the
+    /// user is unknown, or a REST username has expired (`now` in unix seconds).
+    candidates lookup(std::string_view username, protocol::password_algorithm algorithm,
+                      std::int64_t now) const;
+
+    /// The expiry time of a REST username (either order), if it is one.
+    static std::optional<std::int64_t> rest_expiry(std::string_view username);
+
+private:
+    std::string realm_;
+    std::unordered_map<std::string, user_keys> users_;
+    std::vector<std::string> secrets_;
+};
+
+} // namespace ferry::auth

@@ -1,0 +1,72 @@
+#include "ferry/auth/credentials.hpp"
+
+#include "ferry/auth/base64.hpp"
+#include "ferry/protocol/integrity.hpp"
+
+#include <charconv>
+#include <openssl/crypto.h>
+#include <stdexcept>
+
+namespace ferry::auth {
+namespace {
+
+std::optional<std::int64_t> number(std::string_view s) {
+    if (s.empty() || s.size() > 18) return std::nullopt;
+    std::int64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size() || v < 0) return std::nullopt;
+    return v;
+}
+
+std::span<const std::uint8_t> bytes(std::string_view s) {
+    return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+} // namespace
+
+void credential_store::add_user(std::string_view name, std::string_view password) {
+    users_[std::string(name)] = {long_term_key(name, realm_, password, protocol::password_algorithm::md5),
+                                 long_term_key(name, realm_, password, protocol::password_algorithm::sha256)};
+}
+
+void credential_store::add_user_key(std::string_view name, const key& md5_key) {
+    users_[std::string(name)] = {md5_key, std::nullopt};
+}
+
+void credential_store::add_rest_secret(std::string secret) {
+    if (secrets_.size() == max_secrets)
+        throw std::invalid_argument("at most 8 REST API secrets may be active at once");
+    secrets_.push_back(std::move(secret));
+}
+
+std::optional<std::int64_t> credential_store::rest_expiry(std::string_view username) {
+    const auto first = username.find(':');
+    if (first == std::string_view::npos) return std::nullopt;
+    if (auto t = number(username.substr(0, first))) return t; // "expiry:user"
+    const auto last = username.rfind(':');
+    return number(username.substr(last + 1)); // "user:expiry"
+}
+
+credential_store::candidates credential_store::lookup(std::string_view username,
+                                                      protocol::password_algorithm algorithm,
+                                                      std::int64_t now) const {
+    candidates out;
+    if (auto it = users_.find(std::string(username)); it != users_.end()) {
+        if (algorithm == protocol::password_algorithm::md5) out.keys[out.count++] = it->second.md5;
+        else if (it->second.sha256) out.keys[out.count++] = *it->second.sha256;
+        return out;
+    }
+    if (secrets_.empty()) return out;
+    const auto expiry = rest_expiry(username);
+    if (!expiry || *expiry < now) return out;
+    for (const auto& secret : secrets_) {
+        std::array<std::uint8_t, protocol::hmac_sha1_size> mac{};
+        protocol::hmac_sha1(bytes(secret), bytes(username), mac);
+        std::string password = base64_encode(mac);
+        out.keys[out.count++] = long_term_key(username, realm_, password, algorithm);
+        OPENSSL_cleanse(password.data(), password.size());
+    }
+    return out;
+}
+
+} // namespace ferry::auth
