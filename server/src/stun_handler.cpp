@@ -2,6 +2,7 @@
 
 #include "ferry/protocol/attributes.hpp"
 #include "ferry/protocol/integrity.hpp"
+#include "ferry/server/turn_handler.hpp"
 
 namespace ferry::server {
 
@@ -17,8 +18,22 @@ std::string_view to_string(transport t) {
     return "?";
 }
 
+namespace {
+
+bool is_turn_method(std::uint16_t m) {
+    switch (static_cast<method>(m)) {
+    case method::allocate:
+    case method::refresh:
+    case method::create_permission:
+    case method::channel_bind: return true;
+    default: return false;
+    }
+}
+
+} // namespace
+
 reply stun_handler::handle(const request_context& ctx, std::span<const std::uint8_t> in,
-                           std::span<std::uint8_t> out) {
+                           std::span<std::uint8_t> out, packet_sink* sink) {
     message_view req;
     if (auto ec = req.parse(in)) {
         ++stats_.dropped;
@@ -33,12 +48,22 @@ reply stun_handler::handle(const request_context& ctx, std::span<const std::uint
                         ctx.remote.to_string());
         return {};
     }
-    // Responses and indications get no answer. (TURN's Send indication arrives with issue 3.)
+    // Indications are never answered; a Send indication is relayed. Responses are dropped.
     if (req.klass() != message_class::request) {
-        ++stats_.dropped;
+        if (turn_ != nullptr && sink != nullptr && req.is(method::send, message_class::indication))
+            turn_->handle_send(ctx, req, *sink);
+        else
+            ++stats_.dropped;
         return {};
     }
     ++stats_.requests;
+
+    // TURN requests are authenticated before anything else, 420 included (RFC 8489 §6.3).
+    if (turn_ != nullptr && is_turn_method(req.method())) {
+        reply r;
+        r.size = turn_->handle_request(ctx, req, out);
+        return r;
+    }
 
     // RFC 8489 §6.3.1: unknown comprehension-required attributes get 420 listing them.
     std::array<std::uint16_t, unknown_attributes::max_types> unknown{};

@@ -16,6 +16,9 @@
 
 namespace ferry::server {
 
+class turn_handler;
+class packet_sink;
+
 enum class transport { udp, tcp, tls, dtls };
 std::string_view to_string(transport t);
 
@@ -33,6 +36,8 @@ struct request_context {
     protocol::transport_address local;  ///< the address the request was sent to
     protocol::transport_address remote; ///< the client's address as we see it
     const nat_identity* nat = nullptr;  ///< set on the UDP sockets of an RFC 5780 set
+    int socket = -1;                    ///< the socket (or connection) it arrived on
+    bool wildcard = false;              ///< that socket is bound to a wildcard address
 };
 
 /// What to send back. size 0 means send nothing (the request is dropped).
@@ -58,10 +63,14 @@ class stun_handler {
 public:
     explicit stun_handler(handler_settings settings) : settings_(std::move(settings)) {}
 
+    /// Serves TURN methods and Send indications with `turn` (none: TURN requests get 400).
+    void attach(turn_handler* turn) { turn_ = turn; }
+
     /// Handles one datagram or stream record that classify() called STUN. Writes the reply
-    /// into `out` (which should hold at least 1500 bytes).
+    /// into `out` (which should hold at least 1500 bytes). A Send indication is relayed
+    /// through `sink`.
     reply handle(const request_context& ctx, std::span<const std::uint8_t> in,
-                 std::span<std::uint8_t> out);
+                 std::span<std::uint8_t> out, packet_sink* sink = nullptr);
 
     const handler_stats& stats() const { return stats_; }
 
@@ -74,6 +83,7 @@ private:
     void finish_response(protocol::message_writer& w, const protocol::message_view& req) const;
 
     handler_settings settings_;
+    turn_handler* turn_ = nullptr;
     handler_stats stats_;
     log::throttle garbage_log_{5};
 };

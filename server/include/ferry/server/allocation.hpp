@@ -1,0 +1,123 @@
+// TURN allocations (RFC 8656 §2.2, §7-§12) and the table that owns them. Permissions and
+// channel bindings live in small flat vectors inside their allocation; expiry is a time point
+// checked on use (no timer per object) plus one sweep per worker. The table is per worker and
+// touched by that worker's thread only.
+#pragma once
+
+#include "ferry/auth/keys.hpp"
+#include "ferry/protocol/address.hpp"
+#include "ferry/server/stun_handler.hpp"
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace ferry::server {
+
+using steady_time = std::chrono::steady_clock::time_point;
+
+/// RFC 8656 §2.2: client address, server address and transport identify an allocation.
+struct five_tuple {
+    protocol::transport_address client;
+    protocol::transport_address server;
+    transport via = transport::udp;
+    friend bool operator==(const five_tuple&, const five_tuple&) = default;
+};
+
+struct five_tuple_hash {
+    std::size_t operator()(const five_tuple& t) const noexcept;
+};
+
+/// How to reach the client: the socket the allocation was made on and the addresses to use.
+struct client_route {
+    int socket = -1;          ///< listener socket (UDP) or connection id (streams)
+    bool pktinfo = false;     ///< the socket is bound to a wildcard: set the source address
+    protocol::transport_address local;
+    protocol::transport_address remote;
+    transport via = transport::udp;
+};
+
+/// One relayed transport address of an allocation.
+struct relay_endpoint {
+    int handle = -1;                       ///< the I/O layer's socket for it
+    protocol::transport_address local;     ///< what it is bound to
+    protocol::transport_address advertised; ///< what XOR-RELAYED-ADDRESS tells the client
+};
+
+struct permission {
+    protocol::ip_address peer;
+    steady_time expires;
+};
+
+struct channel_binding {
+    std::uint16_t number = 0;
+    protocol::transport_address peer;
+    steady_time expires;
+};
+
+struct relay_counters {
+    std::uint64_t to_peer_packets = 0;
+    std::uint64_t to_peer_bytes = 0;
+    std::uint64_t to_client_packets = 0;
+    std::uint64_t to_client_bytes = 0;
+};
+
+struct allocation {
+    five_tuple tuple;
+    client_route route;
+    std::string username;
+    auth::key key;
+    bool sha256 = false; ///< answer with MESSAGE-INTEGRITY-SHA256
+    steady_time created;
+    steady_time expires;
+    std::array<relay_endpoint, 2> relays;
+    std::size_t relay_count = 0;
+    std::vector<permission> permissions;
+    std::vector<channel_binding> channels;
+    relay_counters counters;
+
+    /// The last answered request, to answer a retransmission identically (RFC 8489 §6.3).
+    std::array<std::uint8_t, 12> last_txid{};
+    std::vector<std::uint8_t> last_response;
+
+    std::span<const relay_endpoint> relayed() const { return {relays.data(), relay_count}; }
+    const relay_endpoint* relay_for(protocol::address_family f) const;
+    bool permits(const protocol::ip_address& peer, steady_time now) const;
+    const channel_binding* channel_by_number(std::uint16_t n, steady_time now) const;
+    const channel_binding* channel_by_peer(const protocol::transport_address& p, steady_time now) const;
+};
+
+/// RFC 8656 §9: permissions last 300 s; §12: channel bindings 600 s, and a channel number or
+/// peer stays reserved for 300 s after its binding expires.
+inline constexpr std::chrono::seconds permission_lifetime{300};
+inline constexpr std::chrono::seconds channel_lifetime{600};
+inline constexpr std::chrono::seconds channel_cooldown{300};
+
+class allocation_table {
+public:
+    /// The live allocation on this 5-tuple, or nullptr (an expired one is not returned).
+    allocation* find(const five_tuple& t, steady_time now);
+    /// The allocation that owns relay socket `handle`, or nullptr.
+    allocation* find_by_relay(int handle, steady_time now);
+
+    allocation& insert(std::unique_ptr<allocation> a);
+    /// Removes it; `on_remove` sees it first (to close sockets, release quotas, log).
+    void erase(allocation& a);
+    /// Drops expired allocations, permissions and channel bindings.
+    void sweep(steady_time now);
+
+    std::size_t size() const { return by_tuple_.size(); }
+    /// Called for every allocation leaving the table (erase or expiry).
+    std::function<void(allocation&)> on_remove;
+
+private:
+    std::unordered_map<five_tuple, std::unique_ptr<allocation>, five_tuple_hash> by_tuple_;
+    std::unordered_map<int, allocation*> by_relay_;
+};
+
+} // namespace ferry::server

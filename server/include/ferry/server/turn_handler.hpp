@@ -1,0 +1,182 @@
+// TURN (RFC 8656, with RFC 5766 clients and RFC 6156's IPv6) over UDP: the request handlers
+// for Allocate, Refresh, CreatePermission and ChannelBind, and the relay of Send indications,
+// ChannelData and peer datagrams. Pure logic: sockets are reached through relay_provider (to
+// open and close relay sockets) and packet_sink (to send), so tests drive it with fakes and a
+// manual clock.
+#pragma once
+
+#include "ferry/auth/authenticate.hpp"
+#include "ferry/server/allocation.hpp"
+#include "ferry/server/peer_policy.hpp"
+#include "ferry/server/stun_handler.hpp"
+
+#include <array>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+namespace ferry::server {
+
+/// A relay address the operator configured: what to bind, and what to tell clients (the public
+/// address of a host behind 1:1 NAT).
+struct relay_address {
+    protocol::ip_address bind;
+    protocol::ip_address advertised;
+};
+
+struct turn_settings {
+    std::chrono::seconds default_lifetime{600}; ///< RFC 8656 §2.2
+    std::chrono::seconds max_lifetime{3600};
+    std::vector<relay_address> relay_addresses; ///< at most one per family; empty: the listener's
+    std::uint16_t port_min = 49152;
+    std::uint16_t port_max = 65535;
+    unsigned allocations_per_user = 64;
+    unsigned allocations_total = 50000;
+    unsigned permissions_per_allocation = 64;
+    unsigned channels_per_allocation = 64;
+};
+
+/// State shared by all workers, touched only when allocations come and go (never per packet):
+/// quota counts and EVEN-PORT reservations, which RFC 8656 §7.2 makes server-wide.
+class turn_shared {
+public:
+    enum class quota { ok, user, total };
+    quota acquire(const std::string& user, unsigned per_user, unsigned total);
+    void release(const std::string& user);
+    std::size_t total() const;
+
+    struct reservation {
+        int handle = -1;
+        protocol::transport_address local;
+        steady_time expires;
+    };
+    void reserve(const std::array<std::uint8_t, 8>& token, reservation r);
+    std::optional<reservation> take(const std::array<std::uint8_t, 8>& token, steady_time now);
+    /// Reservations past their time, removed; the caller closes their sockets.
+    std::vector<reservation> expire(steady_time now);
+
+private:
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, unsigned> per_user_;
+    std::size_t total_ = 0;
+    std::map<std::array<std::uint8_t, 8>, reservation> reservations_;
+};
+
+/// Opens and closes relay sockets; the worker implements it.
+class relay_provider {
+public:
+    virtual ~relay_provider() = default;
+    struct opened {
+        int handle = -1;
+        protocol::transport_address local;
+    };
+    /// A relay socket on `ip` with a port from the configured range (an even one if `even`),
+    /// receiving for this worker. nullopt when no port is free.
+    virtual std::optional<opened> open(const protocol::ip_address& ip, bool even, bool dont_fragment) = 0;
+    /// Port N+1 next to an opened even port N, bound but not yet receiving (for a reservation).
+    virtual std::optional<opened> open_next(const opened& even_port) = 0;
+    /// Makes a reserved socket (from open_next, maybe another worker's) receive for this worker.
+    virtual void adopt(int handle) = 0;
+    virtual void close(int handle) = 0;
+};
+
+/// Where relayed packets go; the listener implements it over its batch buffers.
+class packet_sink {
+public:
+    virtual ~packet_sink() = default;
+    /// Scratch space for one outgoing datagram, valid until the sink flushes.
+    virtual std::span<std::uint8_t> buffer() = 0;
+    virtual void to_peer(int relay_handle, const protocol::transport_address& peer,
+                         std::span<const std::uint8_t> bytes) = 0;
+    virtual void to_client(const client_route& route, std::span<const std::uint8_t> bytes) = 0;
+};
+
+/// Time as the handler sees it: monotonic for lifetimes, unix seconds for nonces and REST.
+class turn_clock {
+public:
+    virtual ~turn_clock() = default;
+    virtual steady_time now() const = 0;
+    virtual std::int64_t unix_now() const = 0;
+};
+
+class system_turn_clock final : public turn_clock {
+public:
+    steady_time now() const override { return std::chrono::steady_clock::now(); }
+    std::int64_t unix_now() const override;
+};
+
+struct turn_stats {
+    std::uint64_t allocations_created = 0;
+    std::uint64_t allocations_expired = 0;
+    std::uint64_t auth_failures = 0;
+    std::uint64_t peer_refused = 0;
+    std::uint64_t relayed_to_peer = 0;
+    std::uint64_t relayed_to_client = 0;
+    std::uint64_t dropped_no_permission = 0;
+};
+
+class turn_handler {
+public:
+    turn_handler(const turn_settings& settings, const auth::credential_store& credentials,
+                 auth::nonce_manager& nonces, const peer_policy& policy, turn_shared& shared,
+                 relay_provider& relays, const turn_clock& clock, std::string software);
+    ~turn_handler();
+    turn_handler(const turn_handler&) = delete;
+    turn_handler& operator=(const turn_handler&) = delete;
+
+    /// Allocate, Refresh, CreatePermission or ChannelBind: writes the response into `out`
+    /// and returns its size (0: no answer).
+    std::size_t handle_request(const request_context& ctx, const protocol::message_view& req,
+                               std::span<std::uint8_t> out);
+    /// A Send indication (RFC 8656 §11.2).
+    void handle_send(const request_context& ctx, const protocol::message_view& ind, packet_sink& sink);
+    /// A ChannelData message from a client (RFC 8656 §12.6).
+    void handle_channel_data(const request_context& ctx, std::span<const std::uint8_t> bytes,
+                             packet_sink& sink);
+    /// A datagram a peer sent to relay socket `handle` (RFC 8656 §11.3, §12.7).
+    void handle_peer(int handle, const protocol::transport_address& peer,
+                     std::span<const std::uint8_t> payload, packet_sink& sink);
+
+    /// Expires allocations, permissions, channels and reservations; rotates the nonce key.
+    void sweep();
+    std::size_t allocations() const { return table_.size(); }
+    const turn_stats& stats() const { return stats_; }
+    /// Deletes every allocation (shutdown).
+    void clear();
+
+private:
+    std::size_t handle_allocate(const request_context& ctx, const protocol::message_view& req,
+                                const auth::auth_result& auth, std::span<std::uint8_t> out);
+    std::size_t handle_refresh(allocation& a, const protocol::message_view& req, std::span<std::uint8_t> out);
+    std::size_t handle_create_permission(allocation& a, const protocol::message_view& req,
+                                         std::span<std::uint8_t> out);
+    std::size_t handle_channel_bind(allocation& a, const protocol::message_view& req,
+                                    std::span<std::uint8_t> out);
+
+    /// An error response; `signing` signs it (errors after authentication), else it carries
+    /// REALM and NONCE when `challenge` (401, 438).
+    std::size_t error(const request_context& ctx, const protocol::message_view& req, std::uint16_t code,
+                      std::span<std::uint8_t> out, const auth::key* signing = nullptr,
+                      bool sha256 = false, bool challenge = false,
+                      std::span<const std::uint16_t> unknown = {});
+    std::chrono::seconds lifetime_for(const protocol::message_view& req) const;
+    void remember(allocation& a, const protocol::message_view& req, std::span<const std::uint8_t> response);
+    void on_removed(allocation& a);
+
+    const turn_settings& settings_;
+    const auth::credential_store& credentials_;
+    auth::nonce_manager& nonces_;
+    const peer_policy& policy_;
+    turn_shared& shared_;
+    relay_provider& relays_;
+    const turn_clock& clock_;
+    std::string software_;
+    allocation_table table_;
+    turn_stats stats_;
+    std::uint64_t indication_counter_ = 0;
+    log::throttle log_{10};
+};
+
+} // namespace ferry::server

@@ -1,0 +1,687 @@
+#include "ferry/server/turn_handler.hpp"
+
+#include "ferry/protocol/attributes.hpp"
+#include "ferry/protocol/channel_data.hpp"
+#include "ferry/protocol/integrity.hpp"
+#include "ferry/protocol/wire.hpp"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace ferry::server {
+
+using namespace ferry::protocol;
+using std::chrono::seconds;
+
+// --- shared state -------------------------------------------------------------------------
+
+turn_shared::quota turn_shared::acquire(const std::string& user, unsigned per_user, unsigned total) {
+    std::lock_guard lock(mutex_);
+    if (total != 0 && total_ >= total) return quota::total;
+    auto& n = per_user_[user];
+    if (per_user != 0 && n >= per_user) return quota::user;
+    ++n;
+    ++total_;
+    return quota::ok;
+}
+
+void turn_shared::release(const std::string& user) {
+    std::lock_guard lock(mutex_);
+    auto it = per_user_.find(user);
+    if (it != per_user_.end() && --it->second == 0) per_user_.erase(it);
+    if (total_ > 0) --total_;
+}
+
+std::size_t turn_shared::total() const {
+    std::lock_guard lock(mutex_);
+    return total_;
+}
+
+void turn_shared::reserve(const std::array<std::uint8_t, 8>& token, reservation r) {
+    std::lock_guard lock(mutex_);
+    reservations_[token] = r;
+}
+
+std::optional<turn_shared::reservation> turn_shared::take(const std::array<std::uint8_t, 8>& token,
+                                                          steady_time now) {
+    std::lock_guard lock(mutex_);
+    auto it = reservations_.find(token);
+    if (it == reservations_.end() || it->second.expires <= now) return std::nullopt;
+    auto r = it->second;
+    reservations_.erase(it);
+    return r;
+}
+
+std::vector<turn_shared::reservation> turn_shared::expire(steady_time now) {
+    std::lock_guard lock(mutex_);
+    std::vector<reservation> out;
+    for (auto it = reservations_.begin(); it != reservations_.end();) {
+        if (it->second.expires <= now) {
+            out.push_back(it->second);
+            it = reservations_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    return out;
+}
+
+std::int64_t system_turn_clock::unix_now() const {
+    return std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// --- helpers --------------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::size_t max_cached_response = 512;
+
+/// Signs a response the way the request was signed (RFC 8489 §9.2.4) and adds FINGERPRINT
+/// when the request had one.
+void seal(message_writer& w, const message_view& req, const std::string& software,
+          const auth::key* key, bool sha256) {
+    if (!software.empty()) protocol::software{software}.encode(w);
+    if (key != nullptr) {
+        if (sha256) w.append_message_integrity_sha256(key->view());
+        else w.append_message_integrity(key->view());
+    }
+    if (req.has(attribute_type::fingerprint)) w.append_fingerprint();
+}
+
+std::string_view method_name(std::uint16_t m) {
+    switch (static_cast<method>(m)) {
+    case method::allocate: return "Allocate";
+    case method::refresh: return "Refresh";
+    case method::create_permission: return "CreatePermission";
+    case method::channel_bind: return "ChannelBind";
+    default: return "request";
+    }
+}
+
+} // namespace
+
+turn_handler::turn_handler(const turn_settings& settings, const auth::credential_store& credentials,
+                           auth::nonce_manager& nonces, const peer_policy& policy, turn_shared& shared,
+                           relay_provider& relays, const turn_clock& clock, std::string software)
+    : settings_(settings), credentials_(credentials), nonces_(nonces), policy_(policy), shared_(shared),
+      relays_(relays), clock_(clock), software_(std::move(software)) {
+    table_.on_remove = [this](allocation& a) { on_removed(a); };
+}
+
+turn_handler::~turn_handler() { clear(); }
+
+void turn_handler::clear() {
+    const auto far = clock_.now() + std::chrono::hours(24 * 365);
+    table_.sweep(far);
+}
+
+void turn_handler::on_removed(allocation& a) {
+    for (const auto& r : a.relayed()) relays_.close(r.handle);
+    shared_.release(a.username);
+    const auto lasted = std::chrono::duration_cast<seconds>(clock_.now() - a.created).count();
+    log::info("allocation ended: user '{}' client {} relay {} after {}s; to peer {} packets {} bytes, "
+              "to client {} packets {} bytes",
+              a.username, a.tuple.client.to_string(), a.relays[0].advertised.to_string(), lasted,
+              a.counters.to_peer_packets, a.counters.to_peer_bytes, a.counters.to_client_packets,
+              a.counters.to_client_bytes);
+}
+
+std::chrono::seconds turn_handler::lifetime_for(const message_view& req) const {
+    const auto lt = req.get<lifetime>();
+    if (!lt) return settings_.default_lifetime;
+    if (lt->seconds == 0) return seconds(0);
+    const auto wanted = std::min(seconds(lt->seconds), settings_.max_lifetime);
+    return wanted > settings_.default_lifetime ? wanted : settings_.default_lifetime;
+}
+
+void turn_handler::remember(allocation& a, const message_view& req, std::span<const std::uint8_t> response) {
+    std::copy(req.transaction_id().begin(), req.transaction_id().end(), a.last_txid.begin());
+    if (response.size() <= max_cached_response) a.last_response.assign(response.begin(), response.end());
+    else a.last_response.clear();
+}
+
+std::size_t turn_handler::error(const request_context& ctx, const message_view& req, std::uint16_t code,
+                                std::span<std::uint8_t> out, const auth::key* signing, bool sha256,
+                                bool challenge, std::span<const std::uint16_t> unknown) {
+    message_writer w(out, make_message_type(req.method(), message_class::error_response), req);
+    error_code{code, ""}.encode(w);
+    if (!unknown.empty()) {
+        unknown_attributes u;
+        for (auto t : unknown) u.types[u.count++] = t;
+        u.encode(w);
+    }
+    if (challenge) {
+        // RFC 8489 §9.2.4: REALM and a fresh NONCE; the nonce's feature bit promises
+        // PASSWORD-ALGORITHMS. No SOFTWARE: an unauthenticated answer stays small.
+        realm{credentials_.realm()}.encode(w);
+        const auto fresh = nonces_.issue(ctx.remote, clock_.unix_now());
+        nonce{fresh}.encode(w);
+        password_algorithms pa;
+        pa.algorithms[0] = static_cast<std::uint16_t>(password_algorithm::sha256);
+        pa.algorithms[1] = static_cast<std::uint16_t>(password_algorithm::md5);
+        pa.count = 2;
+        pa.encode(w);
+        if (req.has(attribute_type::fingerprint)) w.append_fingerprint();
+    } else {
+        seal(w, req, software_, signing, sha256);
+    }
+    log::debug("{} {} from {}: {}", to_string(ctx.via), method_name(req.method()), ctx.remote.to_string(), code);
+    return w.finish().size();
+}
+
+// --- requests -------------------------------------------------------------------------------
+
+std::size_t turn_handler::handle_request(const request_context& ctx, const message_view& req,
+                                         std::span<std::uint8_t> out) {
+    const auto now = clock_.now();
+    const five_tuple tuple{ctx.remote, ctx.local, ctx.via};
+    allocation* existing = table_.find(tuple, now);
+
+    // RFC 8489 §6.3: a retransmission gets the answer the original got.
+    if (existing != nullptr && !existing->last_response.empty() &&
+        std::equal(req.transaction_id().begin(), req.transaction_id().end(), existing->last_txid.begin()) &&
+        existing->last_response.size() <= out.size()) {
+        std::copy(existing->last_response.begin(), existing->last_response.end(), out.begin());
+        return existing->last_response.size();
+    }
+
+    // RFC 8656 §5 and RFC 8489 §9.2.4: every TURN request is authenticated with long-term
+    // credentials before anything else is looked at; nothing is kept for a client that fails.
+    const auto auth = auth::authenticate(req, ctx.remote, credentials_, nonces_, clock_.unix_now(),
+                                         existing != nullptr ? &existing->key : nullptr,
+                                         existing != nullptr ? std::string_view(existing->username) : "");
+    switch (auth.status) {
+    case auth::auth_status::ok: break;
+    case auth::auth_status::challenge: return error(ctx, req, error::unauthenticated, out, nullptr, false, true);
+    case auth::auth_status::bad_request: return error(ctx, req, error::bad_request, out);
+    case auth::auth_status::stale_nonce: return error(ctx, req, error::stale_nonce, out, nullptr, false, true);
+    case auth::auth_status::unauthorized:
+        ++stats_.auth_failures;
+        log_.at(log_level::info, "{} {} from {}: wrong credentials for user '{}'", to_string(ctx.via),
+                method_name(req.method()), ctx.remote.to_string(),
+                req.get<username>() ? req.get<username>()->value : "");
+        return error(ctx, req, error::unauthenticated, out, nullptr, false, true);
+    }
+    const auth::key* key = &auth.signing_key;
+
+    // RFC 8489 §6.3.1, after authentication: unknown comprehension-required attributes -> 420.
+    std::array<std::uint16_t, unknown_attributes::max_types> unknown{};
+    if (const auto n = req.unknown_required(unknown))
+        return error(ctx, req, error::unknown_attribute, out, key, auth.sha256, false, std::span(unknown).first(n));
+
+    if (req.method() == static_cast<std::uint16_t>(method::allocate))
+        return handle_allocate(ctx, req, auth, out);
+
+    // RFC 8656 §5: any other request needs an allocation on this 5-tuple (437), made by the
+    // same user (441).
+    if (existing == nullptr) return error(ctx, req, error::allocation_mismatch, out, key, auth.sha256);
+    if (auth.username != existing->username)
+        return error(ctx, req, error::wrong_credentials, out, key, auth.sha256);
+    existing->sha256 = auth.sha256;
+
+    switch (static_cast<method>(req.method())) {
+    case method::refresh: return handle_refresh(*existing, req, out);
+    case method::create_permission: return handle_create_permission(*existing, req, out);
+    case method::channel_bind: return handle_channel_bind(*existing, req, out);
+    default: return error(ctx, req, error::bad_request, out, key, auth.sha256);
+    }
+}
+
+// RFC 8656 §7.2 Receiving an Allocate Request.
+std::size_t turn_handler::handle_allocate(const request_context& ctx, const message_view& req,
+                                          const auth::auth_result& auth, std::span<std::uint8_t> out) {
+    const auto now = clock_.now();
+    const auth::key* key = &auth.signing_key;
+    auto fail = [&](std::uint16_t code) { return error(ctx, req, code, out, key, auth.sha256); };
+
+    // 1. "...the server MUST require that the request be authenticated." Done by the caller.
+
+    // 2. "The server checks if the 5-tuple is currently in use by an existing allocation. If
+    //    yes, the server rejects the request with a 437 (Allocation Mismatch) error."
+    const five_tuple tuple{ctx.remote, ctx.local, ctx.via};
+    if (table_.find(tuple, now) != nullptr) return fail(error::allocation_mismatch);
+
+    // 3. "...If the REQUESTED-TRANSPORT attribute is not included or is malformed, the server
+    //    rejects the request with a 400 (Bad Request) error. Otherwise, if the attribute is
+    //    included but specifies a protocol that is not supported by the server, the server
+    //    rejects the request with a 442 (Unsupported Transport Protocol) error."
+    const auto transport_attr = req.get<requested_transport>();
+    if (!transport_attr) return fail(error::bad_request);
+    if (transport_attr->protocol != transport_udp) return fail(error::unsupported_transport_protocol);
+
+    // 4. "The request may contain a DONT-FRAGMENT attribute. If it does, but the server does
+    //    not support sending UDP datagrams with the DF bit set to 1 ... [420]." Linux can set
+    //    DF on a socket (IP_PMTUDISC_DO), so it is supported.
+    const bool dont_fragment = req.has(attribute_type::dont_fragment);
+
+    // 5. "The server checks if the request contains a RESERVATION-TOKEN attribute. If yes, and
+    //    the request also contains an EVEN-PORT or REQUESTED-ADDRESS-FAMILY or
+    //    ADDITIONAL-ADDRESS-FAMILY attribute, the server rejects the request with a 400 (Bad
+    //    Request) error. Otherwise, it checks to see if the token is valid ... If the token is
+    //    not valid for some reason, the server rejects the request with a 508."
+    const bool has_token = req.has(attribute_type::reservation_token);
+    const auto token = req.get<reservation_token>();
+    const bool has_even = req.has(attribute_type::even_port);
+    const auto even = req.get<even_port>();
+    const bool has_family = req.has(attribute_type::requested_address_family);
+    const auto family_attr = req.get<requested_address_family>();
+    const bool has_additional = req.has(attribute_type::additional_address_family);
+    const auto additional = req.get<additional_address_family>();
+    if ((has_token && !token) || (has_even && !even) || (has_family && !family_attr) ||
+        (has_additional && !additional) || (req.has(attribute_type::lifetime) && !req.get<lifetime>()))
+        return fail(error::bad_request);
+    if (has_token && (has_even || has_family || has_additional)) return fail(error::bad_request);
+
+    // 6. "...both REQUESTED-ADDRESS-FAMILY and ADDITIONAL-ADDRESS-FAMILY ... 400."
+    if (has_family && has_additional) return fail(error::bad_request);
+
+    // 7. "If the server does not support the address family requested by the client in
+    //    REQUESTED-ADDRESS-FAMILY ... 440. If [it] is absent ... the server MUST allocate an
+    //    IPv4 relayed transport address."
+    auto relay_ip = [&](address_family f) -> std::optional<relay_address> {
+        for (const auto& r : settings_.relay_addresses)
+            if (r.bind.family == f) return r;
+        if (settings_.relay_addresses.empty() && ctx.local.ip.family == f && !ctx.local.ip.is_unspecified())
+            return relay_address{ctx.local.ip, ctx.local.ip};
+        return std::nullopt;
+    };
+    auto family = address_family::ipv4;
+    if (family_attr) {
+        if (family_attr->family == 0x02) family = address_family::ipv6;
+        else if (family_attr->family != 0x01) return fail(error::address_family_not_supported);
+    }
+    const auto primary_ip = relay_ip(family);
+    if (!primary_ip) return fail(error::address_family_not_supported);
+
+    // 8. "...EVEN-PORT attribute with the R bit set to 1 ... and ... ADDITIONAL-ADDRESS-FAMILY
+    //    ... 400. Otherwise, the server checks if it can satisfy the request ... 508."
+    if (even && even->reserve && has_additional) return fail(error::bad_request);
+
+    // 9. "...ADDITIONAL-ADDRESS-FAMILY ... value is 0x01 (IPv4 address family), then the server
+    //    rejects the request with a 400 ... If the server can partially meet the request ...
+    //    it includes ADDRESS-ERROR-CODE attribute in the success response."
+    bool dual = false;
+    bool partial = false;
+    if (additional) {
+        if (additional->family != 0x02) return fail(error::bad_request);
+        if (relay_ip(address_family::ipv6)) dual = true;
+        else partial = true;
+    }
+
+    // 10. "...reject the request with a 486 (Allocation Quota Reached) error if ... the client
+    //     is trying to exceed some locally defined allocation quota ... based on the username."
+    //     And 508 when the server as a whole is full.
+    const std::string user(auth.username);
+    switch (shared_.acquire(user, settings_.allocations_per_user, settings_.allocations_total)) {
+    case turn_shared::quota::ok: break;
+    case turn_shared::quota::user: return fail(error::allocation_quota_reached);
+    case turn_shared::quota::total: return fail(error::insufficient_capacity);
+    }
+
+    // "If all the checks pass, the server creates the allocation." Relayed addresses: the
+    // reserved one, an even port (reserving N+1 when R is set), or any port in the range.
+    auto a = std::make_unique<allocation>();
+    std::optional<std::array<std::uint8_t, 8>> new_token;
+    auto advertised_for = [&](const transport_address& local) {
+        for (const auto& r : settings_.relay_addresses)
+            if (r.bind == local.ip) return transport_address{r.advertised, local.port};
+        return local;
+    };
+    auto add_relay = [&](int handle, const transport_address& local) {
+        a->relays[a->relay_count++] = {handle, local, advertised_for(local)};
+    };
+    auto undo = [&](std::uint16_t code) {
+        for (const auto& r : a->relayed()) relays_.close(r.handle);
+        shared_.release(user);
+        return fail(code);
+    };
+
+    if (token) {
+        const auto reserved = shared_.take(token->token, now);
+        if (!reserved) return undo(error::insufficient_capacity);
+        relays_.adopt(reserved->handle);
+        add_relay(reserved->handle, reserved->local);
+    } else if (even && even->reserve) {
+        for (int attempt = 0; attempt < 8 && a->relay_count == 0; ++attempt) {
+            const auto first = relays_.open(primary_ip->bind, true, dont_fragment);
+            if (!first) break;
+            const auto next = relays_.open_next(*first);
+            if (!next) {
+                relays_.close(first->handle);
+                continue;
+            }
+            std::array<std::uint8_t, 8> t{};
+            RAND_bytes(t.data(), static_cast<int>(t.size()));
+            shared_.reserve(t, {next->handle, next->local, now + seconds(30)});
+            new_token = t;
+            add_relay(first->handle, first->local);
+        }
+        if (a->relay_count == 0) return undo(error::insufficient_capacity);
+    } else {
+        const auto opened = relays_.open(primary_ip->bind, even.has_value(), dont_fragment);
+        if (!opened) return undo(error::insufficient_capacity);
+        add_relay(opened->handle, opened->local);
+    }
+    if (dual) {
+        const auto opened = relays_.open(relay_ip(address_family::ipv6)->bind, false, dont_fragment);
+        if (opened) add_relay(opened->handle, opened->local);
+        else partial = true;
+    }
+
+    // "The server determines the initial value of the time-to-expiry field as follows ..."
+    auto life = lifetime_for(req);
+    if (life.count() == 0) life = settings_.default_lifetime;
+
+    a->tuple = tuple;
+    a->route = {ctx.socket, ctx.wildcard, ctx.local, ctx.remote, ctx.via};
+    a->username = user;
+    a->key = auth.signing_key;
+    a->sha256 = auth.sha256;
+    a->created = now;
+    a->expires = now + life;
+
+    // "...the server replies with a success response. The success response contains: an
+    //  XOR-RELAYED-ADDRESS attribute [or two] ..., a LIFETIME attribute ..., a
+    //  RESERVATION-TOKEN attribute (if a second relayed transport address was reserved), an
+    //  XOR-MAPPED-ADDRESS attribute containing the client's IP address and port."
+    message_writer w(out, make_message_type(method::allocate, message_class::success_response), req);
+    for (const auto& r : a->relayed()) xor_relayed_address{r.advertised}.encode(w);
+    if (partial) address_error_code{0x02, error::address_family_not_supported, ""}.encode(w);
+    lifetime{static_cast<std::uint32_t>(life.count())}.encode(w);
+    if (new_token) reservation_token{*new_token}.encode(w);
+    xor_mapped_address{ctx.remote}.encode(w);
+    seal(w, req, software_, key, auth.sha256);
+    const auto response = w.finish();
+    if (response.empty()) return undo(error::server_error);
+
+    auto& stored = table_.insert(std::move(a));
+    remember(stored, req, response);
+    ++stats_.allocations_created;
+    log::info("allocation created: user '{}' client {} over {}, relay {}{}, lifetime {}s", stored.username,
+              ctx.remote.to_string(), to_string(ctx.via), stored.relays[0].advertised.to_string(),
+              stored.relay_count == 2 ? " and " + stored.relays[1].advertised.to_string() : "", life.count());
+    return response.size();
+}
+
+// RFC 8656 §8.2 Receiving a Refresh Request.
+std::size_t turn_handler::handle_refresh(allocation& a, const message_view& req, std::span<std::uint8_t> out) {
+    const auto now = clock_.now();
+    const auth::key key = a.key;
+    const bool sha256 = a.sha256;
+    const request_context ctx{a.tuple.via, a.tuple.server, a.tuple.client};
+    if (req.has(attribute_type::lifetime) && !req.get<lifetime>())
+        return error(ctx, req, error::bad_request, out, &key, sha256);
+
+    // "If the server receives a Refresh Request with a REQUESTED-ADDRESS-FAMILY attribute and
+    //  the attribute value does not match the address family of the allocation, the server
+    //  MUST reply with a 443 (Peer Address Family Mismatch) Refresh error response."
+    if (auto f = req.get<requested_address_family>()) {
+        const auto family = static_cast<address_family>(f->family);
+        if (a.relay_for(family) == nullptr) return error(ctx, req, error::peer_address_family_mismatch, out, &key, sha256);
+    }
+
+    // "The server computes a value called the 'desired lifetime' ..."
+    const auto desired = lifetime_for(req);
+
+    message_writer w(out, make_message_type(method::refresh, message_class::success_response), req);
+    lifetime{static_cast<std::uint32_t>(desired.count())}.encode(w);
+    seal(w, req, software_, &key, sha256);
+    const auto response = w.finish();
+
+    if (desired.count() == 0) {
+        // "If the 'desired lifetime' is zero, then the request succeeds and the allocation is
+        //  deleted." A retransmission will find no allocation and get 437, which RFC 8656 §8.3
+        //  tells the client to read as success.
+        table_.erase(a);
+    } else {
+        // "...the allocation's time-to-expiry is set to the 'desired lifetime'."
+        a.expires = now + desired;
+        remember(a, req, response);
+    }
+    return response.size();
+}
+
+// RFC 8656 §10.2 Receiving a CreatePermission Request.
+std::size_t turn_handler::handle_create_permission(allocation& a, const message_view& req,
+                                                   std::span<std::uint8_t> out) {
+    const auto now = clock_.now();
+    const request_context ctx{a.tuple.via, a.tuple.server, a.tuple.client};
+    auto fail = [&](std::uint16_t code) { return error(ctx, req, code, out, &a.key, a.sha256); };
+
+    // "The CreatePermission request MUST contain at least one XOR-PEER-ADDRESS attribute and
+    //  MAY contain multiple such attributes. If no such attribute exists, or if any of these
+    //  attributes are invalid, then a 400 (Bad Request) error is returned. If the request is
+    //  valid, but the server is unable to satisfy the request due to some capacity limit or
+    //  similar, then a 508 (Insufficient Capacity) error is returned."
+    std::array<ip_address, message_view::max_attributes> peers{};
+    std::size_t count = 0;
+    for (const auto& attr : req.attributes()) {
+        if (attr.type != static_cast<std::uint16_t>(attribute_type::xor_peer_address)) continue;
+        const auto peer = xor_peer_address::decode(req.value(attr), req);
+        if (!peer) return fail(error::bad_request);
+        // "If an XOR-PEER-ADDRESS attribute contains an address of an address family that is
+        //  not the same as that of a relayed transport address for the allocation, the server
+        //  MUST generate an error response with the 443 (Peer Address Family Mismatch)."
+        if (a.relay_for(peer->address.ip.family) == nullptr) return fail(error::peer_address_family_mismatch);
+        // "The server MAY impose restrictions on the IP address allowed ... 403 (Forbidden)."
+        if (!policy_.permits(peer->address.ip)) {
+            ++stats_.peer_refused;
+            log_.at(log_level::info, "user '{}': permission to {} refused by the peer policy", a.username,
+                    peer->address.ip.to_string());
+            return fail(error::forbidden);
+        }
+        peers[count++] = peer->address.ip;
+    }
+    if (count == 0) return fail(error::bad_request);
+
+    std::erase_if(a.permissions, [now](const permission& p) { return p.expires <= now; });
+    std::size_t added = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        const bool known = std::any_of(a.permissions.begin(), a.permissions.end(),
+                                       [&](const permission& p) { return p.peer == peers[i]; });
+        const bool repeated = std::find(peers.begin(), peers.begin() + static_cast<long>(i), peers[i]) !=
+                              peers.begin() + static_cast<long>(i);
+        if (!known && !repeated) ++added;
+    }
+    if (a.permissions.size() + added > settings_.permissions_per_allocation)
+        return fail(error::insufficient_capacity);
+
+    // "...the server installs or refreshes a permission for the IP address contained in each
+    //  XOR-PEER-ADDRESS attribute ... The port portion of each attribute is ignored."
+    for (std::size_t i = 0; i < count; ++i) {
+        auto it = std::find_if(a.permissions.begin(), a.permissions.end(),
+                               [&](const permission& p) { return p.peer == peers[i]; });
+        if (it != a.permissions.end()) it->expires = now + permission_lifetime;
+        else a.permissions.push_back({peers[i], now + permission_lifetime});
+    }
+
+    // "The server then responds with a CreatePermission success response. There are no
+    //  mandatory attributes in the success response."
+    message_writer w(out, make_message_type(method::create_permission, message_class::success_response), req);
+    seal(w, req, software_, &a.key, a.sha256);
+    const auto response = w.finish();
+    remember(a, req, response);
+    return response.size();
+}
+
+// RFC 8656 §12.2 Receiving a ChannelBind Request.
+std::size_t turn_handler::handle_channel_bind(allocation& a, const message_view& req,
+                                              std::span<std::uint8_t> out) {
+    const auto now = clock_.now();
+    const request_context ctx{a.tuple.via, a.tuple.server, a.tuple.client};
+    auto fail = [&](std::uint16_t code) { return error(ctx, req, code, out, &a.key, a.sha256); };
+
+    // "The server checks the following:
+    //  - The request contains both a CHANNEL-NUMBER and an XOR-PEER-ADDRESS attribute;
+    //  - The channel number is in the range 0x4000 through 0x4FFF (inclusive);
+    //  - The channel number is not currently bound to a different transport address (same
+    //    transport address is OK);
+    //  - The transport address is not currently bound to a different channel number.
+    //  If any of these tests fail, the server replies with a 400 (Bad Request) error."
+    // RFC 5766 clients (coturn 4.6's turnutils_uclient among them) use 0x4000-0x7FFF; the
+    // upper part is accepted for them, as the demultiplexer already does.
+    const auto number = req.get<channel_number>();
+    const auto peer_attr = req.get<xor_peer_address>();
+    if (!number || !peer_attr) return fail(error::bad_request);
+    if (!is_channel_number(number->number)) return fail(error::bad_request);
+    const auto& peer = peer_attr->address;
+    for (const auto& c : a.channels) {
+        if (c.expires + channel_cooldown <= now) continue; // free again (RFC 8656 §12)
+        if (c.number == number->number && c.peer != peer) return fail(error::bad_request);
+        if (c.peer == peer && c.number != number->number) return fail(error::bad_request);
+    }
+    // "If the XOR-PEER-ADDRESS attribute contains an address of an address family that is not
+    //  the same as that of a relayed transport address for the allocation, the server MUST
+    //  generate an error response with the 443 (Peer Address Family Mismatch) response code."
+    if (a.relay_for(peer.ip.family) == nullptr) return fail(error::peer_address_family_mismatch);
+    // "The server MAY impose restrictions on the IP address and port values allowed in the
+    //  XOR-PEER-ADDRESS attribute; if a value is not allowed, the server rejects the request
+    //  with a 403 (Forbidden) error."
+    if (!policy_.permits(peer.ip)) {
+        ++stats_.peer_refused;
+        log_.at(log_level::info, "user '{}': channel to {} refused by the peer policy", a.username,
+                peer.to_string());
+        return fail(error::forbidden);
+    }
+
+    // "If the request is valid, but the server is unable to fulfill the request due to some
+    //  capacity limit or similar, the server replies with a 508 (Insufficient Capacity) error."
+    std::erase_if(a.channels, [now](const channel_binding& c) { return c.expires + channel_cooldown <= now; });
+    std::erase_if(a.permissions, [now](const permission& p) { return p.expires <= now; });
+    auto channel = std::find_if(a.channels.begin(), a.channels.end(),
+                                [&](const channel_binding& c) { return c.number == number->number; });
+    auto perm = std::find_if(a.permissions.begin(), a.permissions.end(),
+                             [&](const permission& p) { return p.peer == peer.ip; });
+    if (channel == a.channels.end() && a.channels.size() >= settings_.channels_per_allocation)
+        return fail(error::insufficient_capacity);
+    if (perm == a.permissions.end() && a.permissions.size() >= settings_.permissions_per_allocation)
+        return fail(error::insufficient_capacity);
+
+    // "...the server creates or refreshes the channel binding using the channel number in the
+    //  CHANNEL-NUMBER attribute and the transport address in the XOR-PEER-ADDRESS attribute.
+    //  The server also installs or refreshes a permission for the IP address in the
+    //  XOR-PEER-ADDRESS attribute as described in Section 9."
+    if (channel != a.channels.end()) channel->expires = now + channel_lifetime;
+    else a.channels.push_back({number->number, peer, now + channel_lifetime});
+    if (perm != a.permissions.end()) perm->expires = now + permission_lifetime;
+    else a.permissions.push_back({peer.ip, now + permission_lifetime});
+
+    message_writer w(out, make_message_type(method::channel_bind, message_class::success_response), req);
+    seal(w, req, software_, &a.key, a.sha256);
+    const auto response = w.finish();
+    remember(a, req, response);
+    return response.size();
+}
+
+// --- relaying -------------------------------------------------------------------------------
+
+// RFC 8656 §11.2 Receiving a Send Indication.
+void turn_handler::handle_send(const request_context& ctx, const message_view& ind, packet_sink& sink) {
+    const auto now = clock_.now();
+    allocation* a = table_.find({ctx.remote, ctx.local, ctx.via}, now);
+    if (a == nullptr) return; // indications are never answered: drop
+    // "The Send indication MUST contain both an XOR-PEER-ADDRESS attribute and a DATA
+    //  attribute. If one of these attributes is missing or invalid, then the message is
+    //  discarded."
+    const auto peer = ind.get<xor_peer_address>();
+    const auto payload = ind.find_value(attribute_type::data);
+    if (!peer || !payload) return;
+    const auto* relay = a->relay_for(peer->address.ip.family);
+    if (relay == nullptr) return;
+    // "The server also checks that there is a permission installed for the IP address
+    //  contained in the XOR-PEER-ADDRESS attribute. If no such permission exists, the message
+    //  is discarded."
+    if (!a->permits(peer->address.ip, now)) {
+        ++stats_.dropped_no_permission;
+        return;
+    }
+    sink.to_peer(relay->handle, peer->address, *payload);
+    ++a->counters.to_peer_packets;
+    a->counters.to_peer_bytes += payload->size();
+    ++stats_.relayed_to_peer;
+}
+
+// RFC 8656 §12.6 Receiving a ChannelData Message.
+void turn_handler::handle_channel_data(const request_context& ctx, std::span<const std::uint8_t> bytes,
+                                       packet_sink& sink) {
+    const auto now = clock_.now();
+    // "If the ChannelData message is received in a UDP datagram, and if the UDP datagram is too
+    //  short to contain the claimed length of the ChannelData message ... silently discarded."
+    const auto cd = parse_channel_data(bytes);
+    if (!cd) return;
+    allocation* a = table_.find({ctx.remote, ctx.local, ctx.via}, now);
+    if (a == nullptr) return;
+    // "If the ChannelData message is received on a channel that is not bound to any peer, then
+    //  the message is silently discarded." "...the receipt of a ChannelData message MUST NOT
+    //  refresh either the channel binding or the permission towards the peer."
+    const auto* ch = a->channel_by_number(cd->channel, now);
+    if (ch == nullptr) return;
+    if (!a->permits(ch->peer.ip, now)) {
+        ++stats_.dropped_no_permission;
+        return;
+    }
+    const auto* relay = a->relay_for(ch->peer.ip.family);
+    if (relay == nullptr) return;
+    sink.to_peer(relay->handle, ch->peer, cd->data);
+    ++a->counters.to_peer_packets;
+    a->counters.to_peer_bytes += cd->data.size();
+    ++stats_.relayed_to_peer;
+}
+
+// RFC 8656 §11.3 Receiving a UDP Datagram, and §12.7 Relaying Data from the Peer.
+void turn_handler::handle_peer(int handle, const transport_address& peer, std::span<const std::uint8_t> payload,
+                               packet_sink& sink) {
+    const auto now = clock_.now();
+    allocation* a = table_.find_by_relay(handle, now);
+    if (a == nullptr) return;
+    // §9: "If no match is found, relaying is not permitted and the server silently discards
+    //  the UDP datagram."
+    if (!a->permits(peer.ip, now)) {
+        ++stats_.dropped_no_permission;
+        return;
+    }
+    auto buf = sink.buffer();
+    if (buf.empty()) return;
+    std::span<const std::uint8_t> message;
+    if (const auto* ch = a->channel_by_peer(peer, now)) {
+        // §12.5: "...the server MUST use the ChannelData message if a channel has been bound to
+        //  the peer." Over streams it is padded to a multiple of four.
+        const std::size_t padded_size =
+            a->route.via == transport::udp ? payload.size() : protocol::padded(payload.size());
+        if (channel_data_header_size + padded_size > buf.size() || payload.size() > 0xFFFF) return;
+        write_channel_data_header(buf.first<channel_data_header_size>(), ch->number,
+                                  static_cast<std::uint16_t>(payload.size()));
+        std::memcpy(buf.data() + channel_data_header_size, payload.data(), payload.size());
+        std::memset(buf.data() + channel_data_header_size + payload.size(), 0, padded_size - payload.size());
+        message = buf.first(channel_data_header_size + padded_size);
+    } else {
+        // §11.3: "...the server forms and sends a Data indication. The Data indication MUST
+        //  contain both an XOR-PEER-ADDRESS and a DATA attribute."
+        std::array<std::uint8_t, transaction_id_size> txid{};
+        const auto n = ++indication_counter_;
+        std::memcpy(txid.data(), &n, sizeof n);
+        std::memcpy(txid.data() + sizeof n, &handle, sizeof(std::uint32_t));
+        message_writer w(buf, make_message_type(method::data, message_class::indication), txid);
+        xor_peer_address{peer}.encode(w);
+        data{payload}.encode(w);
+        message = w.finish();
+        if (message.empty()) return;
+    }
+    sink.to_client(a->route, message);
+    ++a->counters.to_client_packets;
+    a->counters.to_client_bytes += payload.size();
+    ++stats_.relayed_to_client;
+}
+
+void turn_handler::sweep() {
+    const auto now = clock_.now();
+    const auto before = table_.size();
+    table_.sweep(now);
+    stats_.allocations_expired += before - table_.size();
+    for (const auto& r : shared_.expire(now)) relays_.close(r.handle);
+    nonces_.rotate_if_due(clock_.unix_now(), auth::random_secret());
+}
+
+} // namespace ferry::server
