@@ -25,29 +25,37 @@ nonce_manager::secret random_secret() {
     return s;
 }
 
-nonce_manager::nonce_manager(std::chrono::seconds lifetime, const secret& initial)
-    : lifetime_(lifetime), current_(initial), previous_(initial) {}
+nonce_manager::nonce_manager(std::chrono::seconds lifetime, const secret& master)
+    : lifetime_(lifetime.count() > 0 ? lifetime : std::chrono::seconds(1)), master_(master) {}
 
-void nonce_manager::mac(const secret& key, std::uint8_t generation, std::uint32_t issued,
+nonce_manager::secret nonce_manager::key_for(std::int64_t period) const {
+    std::array<std::uint8_t, 8> p{};
+    protocol::store_u32(p.data(), static_cast<std::uint32_t>(static_cast<std::uint64_t>(period) >> 32));
+    protocol::store_u32(p.data() + 4, static_cast<std::uint32_t>(period));
+    secret k{};
+    protocol::hmac_sha256(master_, p, k);
+    return k;
+}
+
+void nonce_manager::mac(const secret& key, std::uint8_t period, std::uint32_t issued,
                         const protocol::transport_address& client,
                         std::span<std::uint8_t, mac_size> out) const {
-    std::array<std::uint8_t, 1 + 4 + 1 + 16 + 2> input{};
-    input[0] = generation;
+    std::array<std::uint8_t, 1 + 4 + 1 + 16> input{};
+    input[0] = period;
     protocol::store_u32(input.data() + 1, issued);
     input[5] = static_cast<std::uint8_t>(client.ip.family);
     std::copy(client.ip.bytes.begin(), client.ip.bytes.end(), input.begin() + 6);
-    protocol::store_u16(input.data() + 22, client.port);
     std::array<std::uint8_t, protocol::hmac_sha256_size> full{};
     protocol::hmac_sha256(key, input, full);
     std::copy_n(full.begin(), mac_size, out.begin());
 }
 
-std::string nonce_manager::issue(const protocol::transport_address& client, std::int64_t now) {
-    if (rotated_at_ < 0) rotated_at_ = now;
+std::string nonce_manager::issue(const protocol::transport_address& client, std::int64_t now) const {
+    const std::int64_t period = now / lifetime_.count();
     std::array<std::uint8_t, payload_size> payload{};
-    payload[0] = generation_;
+    payload[0] = static_cast<std::uint8_t>(period);
     protocol::store_u32(payload.data() + 1, static_cast<std::uint32_t>(now));
-    mac(current_, generation_, static_cast<std::uint32_t>(now), client,
+    mac(key_for(period), payload[0], static_cast<std::uint32_t>(now), client,
         std::span(payload).subspan<5, mac_size>());
     std::string out;
     out.reserve(cookie.size() + features.size() + 20);
@@ -62,29 +70,19 @@ nonce_manager::verdict nonce_manager::check(std::string_view nonce,
     if (nonce.size() != head + 20 || nonce.substr(0, cookie.size()) != cookie) return verdict::stale;
     std::array<std::uint8_t, payload_size> payload{};
     if (!base64_decode(nonce.substr(head), payload)) return verdict::stale;
-    const std::uint8_t generation = payload[0];
     const std::uint32_t issued = protocol::load_u32(payload.data() + 1);
-    const secret* key = nullptr;
-    if (generation == generation_) key = &current_;
-    else if (generation == static_cast<std::uint8_t>(generation_ - 1)) key = &previous_;
-    if (key == nullptr) return verdict::stale;
     if (static_cast<std::int64_t>(issued) > now + 5 ||
         static_cast<std::int64_t>(issued) + lifetime_.count() < now)
         return verdict::stale;
+    // The period is the one of the issue time, which must be this one or the previous one.
+    const std::int64_t period = static_cast<std::int64_t>(issued) / lifetime_.count();
+    if (period < now / lifetime_.count() - 1 || static_cast<std::uint8_t>(period) != payload[0])
+        return verdict::stale;
     std::array<std::uint8_t, mac_size> expected{};
-    mac(*key, generation, issued, client, expected);
+    mac(key_for(period), payload[0], issued, client, expected);
     return protocol::equal_constant_time(expected, std::span(payload).subspan<5, mac_size>())
                ? verdict::valid
                : verdict::stale;
-}
-
-void nonce_manager::rotate_if_due(std::int64_t now, const secret& fresh) {
-    if (rotated_at_ < 0) rotated_at_ = now;
-    if (now - rotated_at_ < lifetime_.count()) return;
-    previous_ = current_;
-    current_ = fresh;
-    ++generation_;
-    rotated_at_ = now;
 }
 
 } // namespace ferry::auth

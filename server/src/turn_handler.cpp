@@ -103,7 +103,7 @@ std::string_view method_name(std::uint16_t m) {
 } // namespace
 
 turn_handler::turn_handler(const turn_settings& settings, const auth::credential_store& credentials,
-                           auth::nonce_manager& nonces, const peer_policy& policy, turn_shared& shared,
+                           const auth::nonce_manager& nonces, const peer_policy& policy, turn_shared& shared,
                            relay_provider& relays, const turn_clock& clock, std::string software)
     : settings_(settings), credentials_(credentials), nonces_(nonces), policy_(policy), shared_(shared),
       relays_(relays), clock_(clock), software_(std::move(software)) {
@@ -681,7 +681,6 @@ void turn_handler::sweep() {
     table_.sweep(now);
     stats_.allocations_expired += before - table_.size();
     for (const auto& r : shared_.expire(now)) relays_.close(r.handle);
-    nonces_.rotate_if_due(clock_.unix_now(), auth::random_secret());
 }
 
 } // namespace ferry::server

@@ -120,7 +120,7 @@ struct turn_stats {
 class turn_handler {
 public:
     turn_handler(const turn_settings& settings, const auth::credential_store& credentials,
-                 auth::nonce_manager& nonces, const peer_policy& policy, turn_shared& shared,
+                 const auth::nonce_manager& nonces, const peer_policy& policy, turn_shared& shared,
                  relay_provider& relays, const turn_clock& clock, std::string software);
     ~turn_handler();
     turn_handler(const turn_handler&) = delete;
@@ -139,7 +139,7 @@ public:
     void handle_peer(int handle, const protocol::transport_address& peer,
                      std::span<const std::uint8_t> payload, packet_sink& sink);
 
-    /// Expires allocations, permissions, channels and reservations; rotates the nonce key.
+    /// Expires allocations, permissions, channels and reservations.
     void sweep();
     std::size_t allocations() const { return table_.size(); }
     const turn_stats& stats() const { return stats_; }
@@ -167,7 +167,7 @@ private:
 
     const turn_settings& settings_;
     const auth::credential_store& credentials_;
-    auth::nonce_manager& nonces_;
+    const auth::nonce_manager& nonces_;
     const peer_policy& policy_;
     turn_shared& shared_;
     relay_provider& relays_;
