@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <initializer_list>
 #include <sstream>
@@ -97,6 +98,96 @@ listen_config parse_listener(const reader& r, const YAML::Node& n) {
     return l;
 }
 
+std::vector<ip_range> parse_ranges(const reader& r, const YAML::Node& n, const std::string& key) {
+    if (!n.IsSequence()) r.fail(n, fmt::format("'{}' must be a list of address ranges", key));
+    std::vector<ip_range> out;
+    for (const auto& item : n) {
+        const auto text = r.text(item, key);
+        auto range = ip_range::parse(text);
+        if (!range) r.fail(item, fmt::format("'{}': '{}' is not an address range such as 10.0.0.0/8", key, text));
+        out.push_back(*range);
+    }
+    return out;
+}
+
+std::optional<std::array<std::uint8_t, 16>> parse_key(std::string_view text) {
+    if (text.starts_with("0x") || text.starts_with("0X")) text.remove_prefix(2);
+    if (text.size() != 32) return std::nullopt;
+    std::array<std::uint8_t, 16> k{};
+    for (std::size_t i = 0; i < 16; ++i) {
+        unsigned v = 0;
+        auto [p, ec] = std::from_chars(text.data() + 2 * i, text.data() + 2 * i + 2, v, 16);
+        if (ec != std::errc{} || p != text.data() + 2 * i + 2) return std::nullopt;
+        k[i] = static_cast<std::uint8_t>(v);
+    }
+    return k;
+}
+
+void parse_turn(const reader& r, const YAML::Node& n, turn_config& t) {
+    r.only_keys(n, "turn", {"realm", "users", "static_auth_secrets", "relay_addresses", "relay_port_min",
+                            "relay_port_max", "max_lifetime", "nonce_lifetime", "allowed_peer_ranges",
+                            "denied_peer_ranges"});
+    if (n["realm"]) {
+        t.realm = r.text(n["realm"], "turn.realm");
+        if (t.realm.empty() || t.realm.size() > 763) r.fail(n["realm"], "'turn.realm' must be 1 to 763 bytes");
+    }
+    if (const auto& users = n["users"]) {
+        if (!users.IsSequence()) r.fail(users, "'turn.users' must be a list of {name, password} or {name, key}");
+        for (const auto& u : users) {
+            r.only_keys(u, "turn.users", {"name", "password", "key"});
+            turn_user user;
+            if (!u["name"]) r.fail(u, "a user needs a 'name'");
+            user.name = r.text(u["name"], "turn.users.name");
+            if (user.name.empty() || user.name.size() > 512) r.fail(u["name"], "'name' must be 1 to 512 bytes");
+            if (u["password"] && u["key"]) r.fail(u, "give a user a 'password' or a 'key', not both");
+            if (u["password"]) {
+                user.password = r.text(u["password"], "turn.users.password");
+                if (user.password.empty()) r.fail(u["password"], "'password' must not be empty");
+            } else if (u["key"]) {
+                user.key = parse_key(r.text(u["key"], "turn.users.key"));
+                if (!user.key) r.fail(u["key"], "'key' must be 32 hex digits: MD5(name:realm:password)");
+            } else {
+                r.fail(u, fmt::format("user '{}' needs a 'password' or a 'key'", user.name));
+            }
+            t.users.push_back(std::move(user));
+        }
+    }
+    if (const auto& secrets = n["static_auth_secrets"]) {
+        if (!secrets.IsSequence()) r.fail(secrets, "'turn.static_auth_secrets' must be a list of secrets");
+        for (const auto& s : secrets) {
+            auto secret = r.text(s, "turn.static_auth_secrets");
+            if (secret.empty()) r.fail(s, "a REST API secret must not be empty");
+            t.static_auth_secrets.push_back(std::move(secret));
+        }
+        if (t.static_auth_secrets.size() > 8) r.fail(secrets, "at most 8 REST API secrets at once");
+    }
+    if (const auto& relays = n["relay_addresses"]) {
+        if (!relays.IsSequence()) r.fail(relays, "'turn.relay_addresses' must be a list of {address, advertised}");
+        for (const auto& a : relays) {
+            r.only_keys(a, "turn.relay_addresses", {"address", "advertised"});
+            if (!a["address"]) r.fail(a, "a relay address needs an 'address'");
+            relay_address_config ra;
+            ra.address = r.ip(a["address"], "turn.relay_addresses.address");
+            ra.advertised = a["advertised"] ? r.ip(a["advertised"], "turn.relay_addresses.advertised") : ra.address;
+            if (ra.address.is_unspecified()) r.fail(a["address"], "a relay address must be concrete, not a wildcard");
+            if (ra.advertised.family != ra.address.family)
+                r.fail(a, "'advertised' must be of the same family as 'address'");
+            for (const auto& other : t.relay_addresses)
+                if (other.address.family == ra.address.family) r.fail(a, "one relay address per address family");
+            t.relay_addresses.push_back(ra);
+        }
+    }
+    if (n["relay_port_min"]) t.relay_port_min = r.number<std::uint16_t>(n["relay_port_min"], "turn.relay_port_min", 1024, 65535);
+    if (n["relay_port_max"]) t.relay_port_max = r.number<std::uint16_t>(n["relay_port_max"], "turn.relay_port_max", 1024, 65535);
+    if (t.relay_port_min > t.relay_port_max) r.fail(n, "'turn.relay_port_min' is above 'turn.relay_port_max'");
+    if (n["max_lifetime"])
+        t.max_lifetime = std::chrono::seconds(r.number<unsigned>(n["max_lifetime"], "turn.max_lifetime", 600, 86400));
+    if (n["nonce_lifetime"])
+        t.nonce_lifetime = std::chrono::seconds(r.number<unsigned>(n["nonce_lifetime"], "turn.nonce_lifetime", 30, 86400));
+    if (n["allowed_peer_ranges"]) t.allowed_peer_ranges = parse_ranges(r, n["allowed_peer_ranges"], "turn.allowed_peer_ranges");
+    if (n["denied_peer_ranges"]) t.denied_peer_ranges = parse_ranges(r, n["denied_peer_ranges"], "turn.denied_peer_ranges");
+}
+
 void validate(const reader& r, const YAML::Node& root, config& c) {
     if (c.listen.empty()) r.fail(root, "'listen' names no listener");
     if (c.nat_discovery.alternate_address) {
@@ -120,7 +211,7 @@ config parse_root(const reader& r, const YAML::Node& root) {
         c.listen = config::default_listeners();
         return c;
     }
-    r.only_keys(root, "", {"threads", "software", "listen", "nat_discovery", "limits", "log"});
+    r.only_keys(root, "", {"threads", "software", "listen", "nat_discovery", "turn", "limits", "log"});
 
     if (const auto& n = root["threads"]) {
         if (n.IsScalar() && n.Scalar() == "auto") c.threads = 0;
@@ -148,11 +239,21 @@ config parse_root(const reader& r, const YAML::Node& root) {
             c.nat_discovery.alternate_port =
                 r.number<std::uint16_t>(n["alternate_port"], "nat_discovery.alternate_port", 1, 65535);
     }
+    if (const auto& n = root["turn"]) parse_turn(r, n, c.turn);
     if (const auto& n = root["limits"]) {
-        r.only_keys(n, "limits", {"tcp_idle_timeout"});
+        r.only_keys(n, "limits", {"tcp_idle_timeout", "allocations_per_user", "allocations_total",
+                                  "permissions_per_allocation", "channels_per_allocation"});
         if (n["tcp_idle_timeout"])
             c.limits.tcp_idle_timeout = std::chrono::seconds(
                 r.number<unsigned>(n["tcp_idle_timeout"], "limits.tcp_idle_timeout", 1, 86400));
+        if (n["allocations_per_user"])
+            c.limits.allocations_per_user = r.number<unsigned>(n["allocations_per_user"], "limits.allocations_per_user", 0, 1000000);
+        if (n["allocations_total"])
+            c.limits.allocations_total = r.number<unsigned>(n["allocations_total"], "limits.allocations_total", 0, 10000000);
+        if (n["permissions_per_allocation"])
+            c.limits.permissions_per_allocation = r.number<unsigned>(n["permissions_per_allocation"], "limits.permissions_per_allocation", 1, 10000);
+        if (n["channels_per_allocation"])
+            c.limits.channels_per_allocation = r.number<unsigned>(n["channels_per_allocation"], "limits.channels_per_allocation", 1, 16384);
     }
     if (const auto& n = root["log"]) {
         r.only_keys(n, "log", {"level"});

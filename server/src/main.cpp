@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     ferry::server::log::set_level(cfg.log.level);
     try {
-        ferry::server::run(cfg);
+        ferry::server::run(std::move(cfg));
     } catch (const std::exception& e) {
         ferry::server::log::error("cannot start: {}", e.what());
         return 1;

@@ -93,6 +93,31 @@ int bind_udp(const transport_address& a) {
     return fd;
 }
 
+int bind_relay(const transport_address& a, bool dont_fragment) {
+    const int family = a.ip.family == address_family::ipv4 ? AF_INET : AF_INET6;
+    const int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail(errno, "cannot open a relay socket on", a);
+    const int one = 1;
+    if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (dont_fragment) {
+        if (family == AF_INET) {
+            const int mode = IP_PMTUDISC_DO;
+            ::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &mode, sizeof mode);
+        } else {
+            ::setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof one);
+        }
+    }
+    sockaddr_storage ss;
+    const auto len = to_sockaddr(a, ss);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        const int err = errno;
+        ::close(fd);
+        if (err == EADDRINUSE || err == EACCES) return -1;
+        fail(err, "cannot bind a relay socket to", a);
+    }
+    return fd;
+}
+
 int listen_tcp(const transport_address& a, int backlog) {
     const int fd = open_socket(a, SOCK_STREAM);
     if (::listen(fd, backlog) != 0) {

@@ -9,19 +9,65 @@
 #include <thread>
 #include <vector>
 
-namespace ferry::server {
+#include <openssl/crypto.h>
 
-void run(const config& cfg) {
+namespace ferry::server {
+namespace {
+
+std::unique_ptr<turn_context> make_turn_context(config& cfg) {
+    if (!cfg.turn.enabled()) return nullptr;
+    const auto& t = cfg.turn;
+    auto ctx = std::unique_ptr<turn_context>(new turn_context{
+        {}, auth::credential_store(t.realm), auth::nonce_manager(t.nonce_lifetime, auth::random_secret()),
+        peer_policy(t.allowed_peer_ranges, t.denied_peer_ranges), {}});
+    auto& s = ctx->settings;
+    s.max_lifetime = t.max_lifetime;
+    for (const auto& r : t.relay_addresses) s.relay_addresses.push_back({r.address, r.advertised});
+    s.port_min = t.relay_port_min;
+    s.port_max = t.relay_port_max;
+    s.allocations_per_user = cfg.limits.allocations_per_user;
+    s.allocations_total = cfg.limits.allocations_total;
+    s.permissions_per_allocation = cfg.limits.permissions_per_allocation;
+    s.channels_per_allocation = cfg.limits.channels_per_allocation;
+    for (auto& u : cfg.turn.users) {
+        if (u.key) {
+            auth::key k;
+            std::copy(u.key->begin(), u.key->end(), k.bytes.begin());
+            k.size = 16;
+            ctx->credentials.add_user_key(u.name, k);
+        } else {
+            ctx->credentials.add_user(u.name, u.password);
+        }
+        // Keys only from here on: the password leaves memory.
+        OPENSSL_cleanse(u.password.data(), u.password.size());
+        u.password.clear();
+    }
+    for (const auto& secret : t.static_auth_secrets) ctx->credentials.add_rest_secret(secret);
+    return ctx;
+}
+
+} // namespace
+
+void run(config cfg) {
     const unsigned threads = cfg.threads != 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
 
+    auto turn = make_turn_context(cfg);
     std::vector<std::unique_ptr<worker>> workers;
     workers.reserve(threads);
-    for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<worker>(cfg, i));
+    for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<worker>(cfg, i, turn.get()));
 
     std::string where;
     for (const auto& d : workers.front()->describe()) where += (where.empty() ? "" : ", ") + d;
     log::info("ferry {} started: {} worker thread{}; listening on {}", FERRY_VERSION, threads,
               threads == 1 ? "" : "s", where);
+
+    if (turn) {
+        log::info("TURN on: realm '{}', {} user{}, {} REST secret{}, relay ports {}-{}", cfg.turn.realm,
+                  cfg.turn.users.size(), cfg.turn.users.size() == 1 ? "" : "s", cfg.turn.static_auth_secrets.size(),
+                  cfg.turn.static_auth_secrets.size() == 1 ? "" : "s", cfg.turn.relay_port_min, cfg.turn.relay_port_max);
+    } else {
+        log::info("TURN off: no turn.users or turn.static_auth_secrets configured (STUN only)");
+    }
 
     asio::io_context signals_io(1);
     asio::signal_set signals(signals_io, SIGINT, SIGTERM);
@@ -45,6 +91,7 @@ void run(const config& cfg) {
     }
     log::info("stopped: {} requests answered, {} error responses, {} messages dropped",
               total.requests, total.errors_sent, total.dropped);
+    workers.clear(); // ends every allocation (and logs it) before the shared TURN state goes
 }
 
 } // namespace ferry::server

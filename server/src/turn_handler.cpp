@@ -291,6 +291,10 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     if (family_attr) {
         if (family_attr->family == 0x02) family = address_family::ipv6;
         else if (family_attr->family != 0x01) return fail(error::address_family_not_supported);
+    } else if (!relay_ip(address_family::ipv4)) {
+        // No IPv4 relay address (none configured, and the client came over IPv6): serve the
+        // family the client reached us on rather than refuse an RFC 5766 client.
+        family = ctx.local.ip.family;
     }
     const auto primary_ip = relay_ip(family);
     if (!primary_ip) return fail(error::address_family_not_supported);

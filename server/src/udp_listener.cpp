@@ -6,9 +6,9 @@
 namespace ferry::server {
 
 udp_listener::udp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
-                           stun_handler& handler, udp_batch& batch)
+                           stun_handler& handler, udp_batch& batch, turn_handler* turn, packet_sink& sink)
     : socket_(io), bound_(bound), wildcard_(bound.ip.is_unspecified()), handler_(handler),
-      batch_(batch) {
+      batch_(batch), turn_(turn), sink_(sink) {
     socket_.assign(bound.ip.family == protocol::address_family::ipv4 ? asio::ip::udp::v4()
                                                                      : asio::ip::udp::v6(),
                    fd);
@@ -36,8 +36,10 @@ bool udp_listener::service() {
         if (n == 0) return true;
         for (std::size_t i = 0; i < n; ++i) {
             const auto data = batch_.payload(i);
-            if (data.empty() || batch_.truncated(i) ||
-                protocol::classify(data[0]) != protocol::packet_kind::stun) {
+            const auto kind = data.empty() || batch_.truncated(i) ? protocol::packet_kind::other
+                                                                  : protocol::classify(data[0]);
+            if (kind != protocol::packet_kind::stun &&
+                (kind != protocol::packet_kind::channel_data || turn_ == nullptr)) {
                 drop_log_.at(log_level::trace, "udp {}: dropped {} bytes that are not STUN",
                              bound_.to_string(), data.size());
                 continue;
@@ -46,19 +48,25 @@ bool udp_listener::service() {
             ctx.via = transport::udp;
             ctx.remote = net::from_sockaddr(batch_.source(i));
             ctx.local = bound_;
+            ctx.socket = fd;
+            ctx.wildcard = wildcard_;
             std::optional<protocol::ip_address> from;
             if (wildcard_) {
                 from = batch_.destination(i);
                 if (from) ctx.local.ip = *from;
             }
             ctx.nat = nat_;
+            if (kind == protocol::packet_kind::channel_data) {
+                turn_->handle_channel_data(ctx, data, sink_);
+                continue;
+            }
 
             auto out = batch_.send_buffer();
             if (out.empty()) {
                 batch_.flush();
                 out = batch_.send_buffer();
             }
-            const reply r = handler_.handle(ctx, data, out);
+            const reply r = handler_.handle(ctx, data, out, &sink_);
             if (r.size == 0) continue;
 
             int via = fd;

@@ -4,6 +4,7 @@
 #include "ferry/server/net.hpp"
 
 #include <system_error>
+#include <unistd.h>
 
 namespace ferry::server {
 namespace {
@@ -28,8 +29,14 @@ const listen_config* nat_primary(const config& cfg) {
 
 } // namespace
 
-worker::worker(const config& cfg, unsigned index)
-    : cfg_(cfg), index_(index), handler_(handler_settings{cfg.software}) {
+worker::worker(const config& cfg, unsigned index, turn_context* turn)
+    : cfg_(cfg), index_(index), handler_(handler_settings{cfg.software}),
+      rng_(std::random_device{}()), turn_context_(turn) {
+    if (turn != nullptr) {
+        turn_ = std::make_unique<turn_handler>(turn->settings, turn->credentials, turn->nonces, turn->policy,
+                                               turn->shared, *this, clock_, cfg.software);
+        handler_.attach(turn_.get());
+    }
     const listen_config* primary = nat_primary(cfg);
     for (const auto& l : cfg.listen) {
         const protocol::transport_address a{l.address, l.port};
@@ -51,9 +58,16 @@ worker::worker(const config& cfg, unsigned index)
     }
 }
 
+worker::~worker() {
+    handler_.attach(nullptr);
+    turn_.reset(); // closes every relay socket through close()
+    for (auto& [fd, r] : relays_) r->close();
+}
+
 void worker::add_udp(const protocol::transport_address& a, const nat_identity* nat, nat_set* set) {
     if (index_ == 0) net::ensure_unused(a, SOCK_DGRAM);
-    udp_.push_back(std::make_unique<udp_listener>(io_, net::bind_udp(a), a, handler_, batch_));
+    udp_.push_back(std::make_unique<udp_listener>(io_, net::bind_udp(a), a, handler_, batch_,
+                                                  turn_.get(), sink_));
     if (set != nullptr) {
         udp_.back()->join_nat_set(nat, &set->sockets);
         set->sockets[nat->ip][nat->port] = udp_.back().get();
@@ -82,7 +96,71 @@ void worker::add_nat_set(const listen_config& l, const protocol::ip_address& alt
 void worker::run() {
     for (auto& u : udp_) u->start();
     for (auto& t : tcp_) t->start();
+    if (turn_) asio::co_spawn(io_, sweep_loop(), asio::detached);
     io_.run();
+}
+
+asio::awaitable<void> worker::sweep_loop() {
+    asio::steady_timer timer(io_);
+    for (;;) {
+        timer.expires_after(std::chrono::seconds(1));
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ec) co_return;
+        turn_->sweep();
+    }
+}
+
+// --- relay_provider: relay sockets on ports from the configured range ------------------------
+
+std::optional<relay_provider::opened> worker::open(const protocol::ip_address& ip, bool even,
+                                                   bool dont_fragment) {
+    const auto& s = turn_context_->settings;
+    std::uniform_int_distribution<unsigned> pick(s.port_min, s.port_max);
+    for (int attempt = 0; attempt < 64; ++attempt) {
+        auto port = static_cast<std::uint16_t>(pick(rng_));
+        if (even) {
+            port = static_cast<std::uint16_t>(port & ~1u);
+            if (port < s.port_min) port = static_cast<std::uint16_t>(port + 2);
+            if (port > s.port_max) continue;
+        }
+        const protocol::transport_address a{ip, port};
+        const int fd = net::bind_relay(a, dont_fragment);
+        if (fd < 0) continue; // taken: try another
+        auto socket = std::make_shared<relay_socket>(io_, fd, ip.family, *turn_, batch_, sink_);
+        relays_[fd] = socket;
+        socket->start();
+        return opened{fd, a};
+    }
+    log::warn("no free relay port on {} after 64 tries (range {}-{})", ip.to_string(), s.port_min, s.port_max);
+    return std::nullopt;
+}
+
+std::optional<relay_provider::opened> worker::open_next(const opened& even_port) {
+    if (even_port.local.port >= turn_context_->settings.port_max) return std::nullopt;
+    const protocol::transport_address a{even_port.local.ip, static_cast<std::uint16_t>(even_port.local.port + 1)};
+    const int fd = net::bind_relay(a, false);
+    if (fd < 0) return std::nullopt;
+    return opened{fd, a};
+}
+
+void worker::adopt(int handle) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(handle, reinterpret_cast<sockaddr*>(&ss), &len);
+    const auto family = ss.ss_family == AF_INET ? protocol::address_family::ipv4 : protocol::address_family::ipv6;
+    auto socket = std::make_shared<relay_socket>(io_, handle, family, *turn_, batch_, sink_);
+    relays_[handle] = socket;
+    socket->start();
+}
+
+void worker::close(int handle) {
+    auto it = relays_.find(handle);
+    if (it == relays_.end()) {
+        ::close(handle); // a reservation that never became an allocation
+        return;
+    }
+    it->second->close();
+    relays_.erase(it);
 }
 
 std::vector<std::string> worker::describe() const {

@@ -4,7 +4,9 @@
 #pragma once
 
 #include "ferry/protocol/address.hpp"
+#include "ferry/server/peer_policy.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -34,6 +36,39 @@ struct nat_discovery_config {
 struct limits_config {
     /// A TCP connection that completes no message for this long is closed.
     std::chrono::seconds tcp_idle_timeout{30};
+    unsigned allocations_per_user = 64;       ///< 486 beyond this (0: no limit)
+    unsigned allocations_total = 50000;       ///< 508 beyond this (0: no limit)
+    unsigned permissions_per_allocation = 64; ///< 508 beyond this
+    unsigned channels_per_allocation = 64;    ///< 508 beyond this
+};
+
+/// A long-term credential user: a password, or the precomputed key MD5(name:realm:password).
+struct turn_user {
+    std::string name;
+    std::string password; ///< cleared once the keys are derived
+    std::optional<std::array<std::uint8_t, 16>> key;
+};
+
+/// A relay address: what to bind, and what XOR-RELAYED-ADDRESS says (a 1:1 NAT's public side).
+struct relay_address_config {
+    protocol::ip_address address;
+    protocol::ip_address advertised;
+};
+
+/// TURN (RFC 8656). Served when at least one user or REST secret is configured.
+struct turn_config {
+    std::string realm = "ferry";
+    std::vector<turn_user> users;
+    std::vector<std::string> static_auth_secrets; ///< TURN REST API shared secrets
+    std::vector<relay_address_config> relay_addresses; ///< empty: the address the client reached
+    std::uint16_t relay_port_min = 49152;
+    std::uint16_t relay_port_max = 65535;
+    std::chrono::seconds max_lifetime{3600};
+    std::chrono::seconds nonce_lifetime{600};
+    std::vector<ip_range> allowed_peer_ranges;
+    std::vector<ip_range> denied_peer_ranges;
+
+    bool enabled() const { return !users.empty() || !static_auth_secrets.empty(); }
 };
 
 struct log_config {
@@ -45,6 +80,7 @@ struct config {
     std::string software = "ferry"; ///< SOFTWARE attribute; empty sends none
     std::vector<listen_config> listen;
     nat_discovery_config nat_discovery;
+    turn_config turn;
     limits_config limits;
     log_config log;
 

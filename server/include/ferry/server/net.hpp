@@ -22,6 +22,10 @@ int bind_udp(const protocol::transport_address& a);
 /// would otherwise let a second server join the first one's socket group and split its
 /// traffic; a probe bound without it sees the other holder. `type` is SOCK_DGRAM or SOCK_STREAM.
 void ensure_unused(const protocol::transport_address& a, int type);
+/// A relay socket: a non-blocking UDP socket bound to exactly `a`, shared with no one (no
+/// SO_REUSEPORT or SO_REUSEADDR), with DF set when asked (RFC 8656 §7.2 step 4). Returns -1
+/// when the port is taken, and throws for other failures.
+int bind_relay(const protocol::transport_address& a, bool dont_fragment);
 /// A non-blocking listening TCP socket with SO_REUSEPORT. Throws std::system_error.
 int listen_tcp(const protocol::transport_address& a, int backlog);
 

@@ -7,6 +7,7 @@
 namespace ferry::server {
 
 /// Binds everything, runs until SIGINT or SIGTERM, stops cleanly. Throws on start-up failure.
-void run(const config& cfg);
+/// Takes the configuration by value: user passwords are turned into keys and wiped.
+void run(config cfg);
 
 } // namespace ferry::server

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "ferry/server/stun_handler.hpp"
+#include "ferry/server/turn_handler.hpp"
 #include "ferry/server/udp_batch.hpp"
 
 #include "ferry/server/asio.hpp"
@@ -19,7 +20,7 @@ public:
 
     /// Takes ownership of `fd`, a bound UDP socket (see net::bind_udp).
     udp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
-                 stun_handler& handler, udp_batch& batch);
+                 stun_handler& handler, udp_batch& batch, turn_handler* turn, packet_sink& sink);
 
     /// Makes this socket part of an RFC 5780 set.
     void join_nat_set(const nat_identity* identity, const nat_sockets* sockets) {
@@ -40,6 +41,8 @@ private:
     bool wildcard_;
     stun_handler& handler_;
     udp_batch& batch_;
+    turn_handler* turn_;
+    packet_sink& sink_;
     const nat_identity* nat_ = nullptr;
     const nat_sockets* nat_sockets_ = nullptr;
     log::throttle drop_log_{5};

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ferry/server/config.hpp"
+#include "ferry/server/relay_socket.hpp"
 #include "ferry/server/stun_handler.hpp"
 #include "ferry/server/tcp_listener.hpp"
 #include "ferry/server/udp_batch.hpp"
@@ -13,15 +14,28 @@
 #include "ferry/server/asio.hpp"
 
 #include <memory>
+#include <random>
+#include <unordered_map>
 #include <vector>
 
 namespace ferry::server {
 
-class worker {
+/// What all workers share for TURN, built once at start-up: read-only but for turn_shared.
+struct turn_context {
+    turn_settings settings;
+    auth::credential_store credentials;
+    auth::nonce_manager nonces;
+    peer_policy policy;
+    turn_shared shared;
+};
+
+class worker final : public relay_provider {
 public:
     /// Binds every socket the configuration names. Throws std::system_error if one cannot be
     /// bound (except a wildcard IPv6 address on a host without IPv6, which is skipped).
-    worker(const config& cfg, unsigned index);
+    /// With `turn`, this worker also serves TURN.
+    worker(const config& cfg, unsigned index, turn_context* turn = nullptr);
+    ~worker() override;
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
 
@@ -31,6 +45,13 @@ public:
     void stop() { io_.stop(); }
 
     const handler_stats& stats() const { return handler_.stats(); }
+    const turn_handler* turn() const { return turn_.get(); }
+
+    // relay_provider
+    std::optional<opened> open(const protocol::ip_address& ip, bool even, bool dont_fragment) override;
+    std::optional<opened> open_next(const opened& even_port) override;
+    void adopt(int handle) override;
+    void close(int handle) override;
     /// What this worker listens on, for the start-up log line.
     std::vector<std::string> describe() const;
 
@@ -42,6 +63,7 @@ private:
 
     void add_udp(const protocol::transport_address& a, const nat_identity* nat = nullptr,
                  nat_set* set = nullptr);
+    asio::awaitable<void> sweep_loop();
     void add_nat_set(const listen_config& l, const protocol::ip_address& alternate,
                      std::uint16_t alternate_port);
 
@@ -53,6 +75,12 @@ private:
     std::vector<std::unique_ptr<udp_listener>> udp_;
     std::vector<std::unique_ptr<tcp_listener>> tcp_;
     std::vector<std::unique_ptr<nat_set>> nat_sets_;
+    batch_sink sink_{batch_};
+    std::mt19937 rng_;
+    std::unordered_map<int, std::shared_ptr<relay_socket>> relays_;
+    system_turn_clock clock_;
+    turn_context* turn_context_ = nullptr;
+    std::unique_ptr<turn_handler> turn_; // after relays_: destroyed first, closing its relays
 };
 
 } // namespace ferry::server
