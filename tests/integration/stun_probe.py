@@ -7,9 +7,14 @@ but Python's struct module (it shares no code with ferry). Subcommands:
            valid Binding request that must still be answered
   stall    --host H --port P --bytes N                  TCP: send N bytes of a frame, then
            wait; prints the seconds until the server closes the connection
+  permit   --host H --port P --user U --password W --peer A [--peer B ...]
+           TURN: allocate with long-term credentials, then one CreatePermission per peer;
+           prints "PEER CODE" per line (200 for success). Sends nothing to any peer.
 """
 import argparse
 import binascii
+import hashlib
+import hmac
 import os
 import random
 import socket
@@ -144,6 +149,69 @@ def garbage(args) -> None:
     binding(argparse.Namespace(host=args.host, port=args.port, tcp=False, fingerprint=False))
 
 
+def attr(atype: int, value: bytes) -> bytes:
+    return struct.pack("!HH", atype, len(value)) + value + b"\0" * ((4 - len(value) % 4) % 4)
+
+
+def xor_peer(ip: str, port: int, txid: bytes) -> bytes:
+    fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    raw = socket.inet_pton(fam, ip)
+    pad = struct.pack("!I", COOKIE) + txid
+    x = bytes(b ^ pad[i] for i, b in enumerate(raw))
+    return attr(0x0012, struct.pack("!BBH", 0, 1 if fam == socket.AF_INET else 2, port ^ (COOKIE >> 16)) + x)
+
+
+def signed(mtype: int, body: bytes, key: bytes) -> tuple[bytes, bytes]:
+    txid = os.urandom(12)
+    # MESSAGE-INTEGRITY covers the header with the length up to and including itself.
+    head = struct.pack("!HHI", mtype, len(body) + 24, COOKIE) + txid
+    mac = hmac.new(key, head + body, hashlib.sha1).digest()
+    return head + body + attr(0x0008, mac), txid
+
+
+def transact(s, msg: bytes, txid: bytes) -> dict:
+    for _ in range(3):
+        s.send(msg)
+        try:
+            data = s.recv(2048)
+        except socket.timeout:
+            continue
+        r = parse_response(data, txid)
+        pos, attrs = 20, {}
+        while pos < len(data):
+            atype, alen = struct.unpack("!HH", data[pos:pos + 4])
+            attrs[atype] = data[pos + 4:pos + 4 + alen]
+            pos += 4 + ((alen + 3) & ~3)
+        r["attrs"] = attrs
+        return r
+    raise SystemExit("no answer")
+
+
+def permit(args) -> None:
+    s = socket.socket(family_of(args.host), socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.connect((args.host, args.port))
+    txid = os.urandom(12)
+    body = attr(0x0019, bytes([17, 0, 0, 0]))
+    first = transact(s, struct.pack("!HHI", 0x0003, len(body), COOKIE) + txid + body, txid)
+    if first.get("error") != 401:
+        raise SystemExit(f"expected 401, got {first}")
+    realm, nonce = first["attrs"][0x0014], first["attrs"][0x0015]
+    key = hashlib.md5(args.user.encode() + b":" + realm + b":" + args.password.encode()).digest()
+    creds = attr(0x0006, args.user.encode()) + attr(0x0014, realm) + attr(0x0015, nonce)
+    msg, txid = signed(0x0003, body + creds, key)
+    r = transact(s, msg, txid)
+    if r["type"] != 0x0103:
+        raise SystemExit(f"Allocate failed: {r.get('error')}")
+    for peer in args.peer:
+        ptx = os.urandom(12)
+        body = xor_peer(peer, 9, ptx) + creds
+        head = struct.pack("!HHI", 0x0008, len(body) + 24, COOKIE) + ptx
+        mac = hmac.new(key, head + body, hashlib.sha1).digest()
+        r = transact(s, head + body + attr(0x0008, mac), ptx)
+        print(peer, 200 if r["type"] == 0x0108 else r.get("error"))
+
+
 def stall(args) -> None:
     req, _ = binding_request()
     frame = struct.pack("!HHI", 0x0001, 0xFFFC, COOKIE) + req[8:20]  # declares 65532 bytes
@@ -161,15 +229,18 @@ def stall(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["binding", "garbage", "stall"])
+    ap.add_argument("command", choices=["binding", "garbage", "stall", "permit"])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tcp", action="store_true")
     ap.add_argument("--fingerprint", action="store_true")
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--bytes", type=int, default=10)
+    ap.add_argument("--user", default="")
+    ap.add_argument("--password", default="")
+    ap.add_argument("--peer", action="append", default=[])
     args = ap.parse_args()
-    {"binding": binding, "garbage": garbage, "stall": stall}[args.command](args)
+    {"binding": binding, "garbage": garbage, "stall": stall, "permit": permit}[args.command](args)
 
 
 main()

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# TURN over UDP with clients we did not write: coturn's turnutils_uclient relaying to
+# turnutils_peer through ferry, with static long-term credentials and with TURN REST
+# credentials, with and without channels, over IPv4 and IPv6. Every run must report zero lost
+# packets. Then the peer policy under the default configuration: CreatePermission for each
+# forbidden address class gets 403, from an independent client that sends nothing to any peer.
+. "$(dirname "$0")/lib.sh"
+
+PORT=$(free_port)
+PEER=$(free_port)
+V6=""
+have_ipv6 && V6=yes
+{
+    echo "threads: 2"
+    echo "listen:"
+    echo "  - address: 127.0.0.1"
+    echo "    port: $PORT"
+    [ -n "$V6" ] && { echo "  - address: \"::1\""; echo "    port: $PORT"; }
+    cat <<YAML
+turn:
+  realm: ferry.test
+  users:
+    - name: ninefingers
+      password: youhavetoberealistic
+  static_auth_secrets: [logen, bloody-nine]
+  allowed_peer_ranges: [127.0.0.0/8, "::1"]
+log:
+  level: info
+YAML
+} >"$WORK/ferry.yaml"
+start_ferry "$WORK/ferry.yaml"
+
+PEER_ARGS=(-L 127.0.0.1)
+[ -n "$V6" ] && PEER_ARGS+=(-L ::1)
+turnutils_peer "${PEER_ARGS[@]}" -p "$PEER" >"$WORK/peer.log" 2>&1 &
+PIDS+=($!)
+sleep 0.3
+
+# run_uclient NAME ARGS...: 2 clients x 100 messages; zero loss, everything received.
+run_uclient() {
+    local name=$1
+    shift
+    local out
+    out=$(timeout 60 turnutils_uclient -p "$PORT" -n 100 -l 120 -m 2 -z 5 -r "$PEER" "$@" 2>&1) ||
+        fail "$name: turnutils_uclient exited with an error: $(tail -5 <<<"$out")"
+    grep -q "Total lost packets 0 (0.000000%)" <<<"$out" || fail "$name: packets lost: $(grep -E 'lost|tot_' <<<"$out" | tail -4)"
+    grep -q "tot_send_msgs=200, tot_recv_msgs=200" <<<"$out" || fail "$name: not all messages came back: $(grep tot_ <<<"$out" | tail -2)"
+    pass "$name: 200 sent, 200 received through the relay, 0 lost"
+}
+
+run_uclient "static credentials, Send/Data" -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
+run_uclient "static credentials, channels" -c -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
+run_uclient "REST credentials (-W), channels" -c -u bayaz -W bloody-nine -e 127.0.0.1 127.0.0.1
+if [ -n "$V6" ]; then
+    run_uclient "IPv6, Send/Data" -u ninefingers -w youhavetoberealistic -e ::1 ::1
+    run_uclient "IPv6, channels" -c -u ninefingers -w youhavetoberealistic -e ::1 ::1
+fi
+
+# A wrong password gets nowhere, and the server says so once per attempt at info level.
+out=$(timeout 20 turnutils_uclient -p "$PORT" -n 5 -m 1 -u ninefingers -w wrong -e 127.0.0.1 -r "$PEER" 127.0.0.1 2>&1) || true
+grep -q "tot_recv_msgs=5" <<<"$out" && fail "a wrong password relayed data"
+grep -q "wrong credentials for user 'ninefingers'" "$WORK/ferry.log" || fail "no log line for wrong credentials"
+pass "wrong password: no relay"
+
+grep -q "allocation ended: user 'ninefingers'.*to peer 100 packets 12000 bytes, to client 100 packets 12000 bytes" "$WORK/ferry.log" ||
+    fail "no allocation-ended line with the relayed counters"
+pass "allocation counters logged when an allocation ends"
+stop_ferry
+
+# The default peer policy: no allowed ranges. Nothing is sent to these addresses: a
+# CreatePermission only installs state, and each must be refused.
+PORT=$(free_port)
+cat >"$WORK/default.yaml" <<YAML
+threads: 1
+listen:
+  - address: 127.0.0.1
+    port: $PORT
+turn:
+  users:
+    - name: ninefingers
+      password: youhavetoberealistic
+YAML
+start_ferry "$WORK/default.yaml"
+FORBIDDEN=(127.0.0.1 0.0.0.0 10.0.0.1 172.16.5.4 192.168.1.1 100.64.0.1 169.254.169.254 224.0.0.1
+    255.255.255.255 240.0.0.1 192.0.2.1)
+args=()
+for p in "${FORBIDDEN[@]}" 8.8.8.8; do args+=(--peer "$p"); done
+out=$(probe permit --port "$PORT" --user ninefingers --password youhavetoberealistic "${args[@]}") ||
+    fail "permit probe failed: $out"
+for p in "${FORBIDDEN[@]}"; do
+    grep -qx "$p 403" <<<"$out" || fail "peer $p was not refused with 403: $out"
+done
+grep -qx "8.8.8.8 200" <<<"$out" || fail "a public peer was refused: $out"
+pass "default policy: 403 for ${#FORBIDDEN[@]} forbidden IPv4 classes, 200 for a public peer"
+stop_ferry
