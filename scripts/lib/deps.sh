@@ -4,7 +4,7 @@
 # duration of the install (when the host has none of its own).
 
 BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libasio-dev libssl-dev libyaml-cpp-dev libfmt-dev)
-TEST_PACKAGES=(doctest-dev clang libclang-rt-14-dev coturn stun-client python3 iproute2)
+TEST_PACKAGES=(doctest-dev clang libclang-rt-14-dev coturn stun-client python3 iproute2 chromium)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -30,4 +30,10 @@ ensure_packages() {
         --no-install-recommends "${missing[@]}" </dev/null >/dev/null || rc=$?; }
     [ -n "$made_policy" ] && as_root rm -f "$policy"
     return $rc
+}
+
+# ensure_node: Node.js and npm (Debian's, unless the machine has a node already).
+ensure_node() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return 0
+    ensure_packages nodejs npm
 }

@@ -113,3 +113,82 @@ TEST_CASE("a missing file is an error naming it") {
     CHECK_THROWS_WITH_AS(load_config("/nonexistent/ferry.yaml"),
                          "/nonexistent/ferry.yaml: cannot open the file", config_error);
 }
+
+TEST_CASE("the turn section") {
+    auto c = parse_config(R"(
+turn:
+  realm: example.org
+  users:
+    - name: alice
+      password: secret
+    - name: bob
+      key: 0x0123456789abcdef0123456789ABCDEF
+  static_auth_secrets: [one, two]
+  relay_addresses:
+    - address: 10.0.0.5
+      advertised: 203.0.113.5
+    - address: "2001:db8::5"
+  relay_port_min: 50000
+  relay_port_max: 50100
+  max_lifetime: 1800
+  nonce_lifetime: 300
+  allowed_peer_ranges: [10.0.0.0/8]
+  denied_peer_ranges: ["10.9.0.0/16", "fd00::/8"]
+limits:
+  allocations_per_user: 3
+  allocations_total: 100
+  permissions_per_allocation: 8
+  channels_per_allocation: 9
+)");
+    CHECK(c.turn.enabled());
+    CHECK(c.turn.realm == "example.org");
+    REQUIRE(c.turn.users.size() == 2);
+    CHECK(c.turn.users[0].password == "secret");
+    REQUIRE(c.turn.users[1].key);
+    CHECK((*c.turn.users[1].key)[15] == 0xEF);
+    CHECK(c.turn.static_auth_secrets.size() == 2);
+    REQUIRE(c.turn.relay_addresses.size() == 2);
+    CHECK(c.turn.relay_addresses[0].advertised.to_string() == "203.0.113.5");
+    CHECK(c.turn.relay_addresses[1].advertised.to_string() == "2001:db8::5");
+    CHECK(c.turn.relay_port_min == 50000);
+    CHECK(c.turn.relay_port_max == 50100);
+    CHECK(c.turn.max_lifetime == std::chrono::seconds(1800));
+    CHECK(c.turn.nonce_lifetime == std::chrono::seconds(300));
+    CHECK(c.turn.allowed_peer_ranges.size() == 1);
+    CHECK(c.turn.denied_peer_ranges.size() == 2);
+    CHECK(c.limits.allocations_per_user == 3);
+    CHECK(c.limits.allocations_total == 100);
+    CHECK(c.limits.permissions_per_allocation == 8);
+    CHECK(c.limits.channels_per_allocation == 9);
+}
+
+TEST_CASE("TURN is off without credentials, and the shipped file keeps it off") {
+    CHECK_FALSE(parse_config("").turn.enabled());
+    const auto shipped = load_config(FERRY_SOURCE_DIR "/conf/ferry.yaml");
+    const auto defaults = parse_config("");
+    CHECK_FALSE(shipped.turn.enabled());
+    CHECK(shipped.turn.realm == defaults.turn.realm);
+    CHECK(shipped.turn.relay_port_min == defaults.turn.relay_port_min);
+    CHECK(shipped.turn.relay_port_max == defaults.turn.relay_port_max);
+    CHECK(shipped.turn.max_lifetime == defaults.turn.max_lifetime);
+    CHECK(shipped.turn.nonce_lifetime == defaults.turn.nonce_lifetime);
+    CHECK(shipped.limits.allocations_per_user == defaults.limits.allocations_per_user);
+    CHECK(shipped.limits.allocations_total == defaults.limits.allocations_total);
+    CHECK(shipped.limits.permissions_per_allocation == defaults.limits.permissions_per_allocation);
+    CHECK(shipped.limits.channels_per_allocation == defaults.limits.channels_per_allocation);
+}
+
+TEST_CASE("turn section errors name the line") {
+    CHECK(error_of("turn:\n  users:\n    - name: a\n") ==
+          "test.yaml:3: user 'a' needs a 'password' or a 'key'");
+    CHECK(error_of("turn:\n  users:\n    - name: a\n      key: 0x12\n")
+              .starts_with("test.yaml:4: 'key' must be 32 hex digits"));
+    CHECK(error_of("turn:\n  allowed_peer_ranges: [10.0.0.0/40]\n")
+              .starts_with("test.yaml:2: 'turn.allowed_peer_ranges': '10.0.0.0/40' is not an address range"));
+    CHECK(error_of("turn:\n  relay_addresses:\n    - address: 0.0.0.0\n")
+              .starts_with("test.yaml:3: a relay address must be concrete"));
+    CHECK(error_of("turn:\n  relay_port_min: 60000\n  relay_port_max: 50000\n")
+              .starts_with("test.yaml:2: 'turn.relay_port_min' is above"));
+    CHECK(error_of("turn:\n  relay_port_min: 80\n").starts_with("test.yaml:2: 'turn.relay_port_min' must be between 1024"));
+    CHECK(error_of("turn:\n  static_auth_secret: x\n") == "test.yaml:2: unknown key 'static_auth_secret' in 'turn'");
+}

@@ -1,0 +1,128 @@
+// Headless Chromium makes two RTCPeerConnections with iceTransportPolicy 'relay' through ferry
+// and sends 200 data-channel messages each way. Checks: every message arrives, in order; the
+// selected candidate pair is relay/relay on both sides; a wrong password yields no relay
+// candidate at all. Usage:
+//   node relay.mjs --url turn:127.0.0.1:PORT --user U --password P
+//   node relay.mjs --url turn:127.0.0.1:PORT --rest-secret S --rest-user U
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const arg = (name) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+
+let username = arg('user');
+let credential = arg('password');
+if (arg('rest-secret')) {
+  // TURN REST API: username "expiry:user", password base64(HMAC-SHA1(secret, username)).
+  username = `${Math.floor(Date.now() / 1000) + 3600}:${arg('rest-user')}`;
+  credential = createHmac('sha1', arg('rest-secret')).update(username).digest('base64');
+}
+const url = arg('url');
+const wrong = arg('wrong-password') ?? 'not-the-password';
+
+const profile = mkdtempSync(join(tmpdir(), 'ferry-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  chromiumSandbox: false,
+  args: [
+    '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync',
+    '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+    '--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter',
+  ],
+});
+
+let failed = false;
+const check = (ok, what) => {
+  console.log(`${ok ? 'ok' : 'FAIL'}: ${what}`);
+  if (!ok) failed = true;
+};
+
+try {
+  const page = await context.newPage();
+  await page.goto('about:blank');
+
+  const result = await page.evaluate(async ({ url, username, credential }) => {
+    const config = { iceServers: [{ urls: url, username, credential }], iceTransportPolicy: 'relay' };
+    const a = new RTCPeerConnection(config);
+    const b = new RTCPeerConnection(config);
+    a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
+    b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
+    const count = 200;
+    const got = { a: [], b: [] };
+    const done = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out: a got ${got.a.length}, b got ${got.b.length}`)), 30000);
+      const finish = () => got.a.length === count && got.b.length === count && (clearTimeout(timer), resolve());
+      const wire = (channel, into, prefix) => {
+        channel.onmessage = (e) => { into.push(e.data); finish(); };
+        channel.onopen = () => { for (let i = 0; i < count; i++) channel.send(`${prefix}-${i}`); };
+      };
+      const ca = a.createDataChannel('ferry', { ordered: true });
+      wire(ca, got.a, 'from-a');
+      b.ondatachannel = (e) => wire(e.channel, got.b, 'from-b');
+    });
+    await a.setLocalDescription();
+    await b.setRemoteDescription(a.localDescription);
+    await b.setLocalDescription();
+    await a.setRemoteDescription(b.localDescription);
+    await done;
+
+    const pairOf = async (pc) => {
+      const stats = await pc.getStats();
+      let pair;
+      stats.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+      });
+      if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+      return {
+        local: stats.get(pair.localCandidateId).candidateType,
+        remote: stats.get(pair.remoteCandidateId).candidateType,
+        localAddress: `${stats.get(pair.localCandidateId).address}:${stats.get(pair.localCandidateId).port}`,
+      };
+    };
+    const inOrder = (list, prefix) => list.every((m, i) => m === `${prefix}-${i}`);
+    const out = {
+      aGot: got.a.length, bGot: got.b.length,
+      aOrdered: inOrder(got.a, 'from-b'), bOrdered: inOrder(got.b, 'from-a'),
+      pairA: await pairOf(a), pairB: await pairOf(b),
+    };
+    a.close();
+    b.close();
+    return out;
+  }, { url, username, credential });
+
+  check(result.aGot === 200 && result.bGot === 200, `200 messages each way (${result.aGot}, ${result.bGot})`);
+  check(result.aOrdered && result.bOrdered, 'messages arrived in order');
+  check(result.pairA.local === 'relay' && result.pairA.remote === 'relay',
+    `selected pair A is ${result.pairA.local}/${result.pairA.remote} via ${result.pairA.localAddress}`);
+  check(result.pairB.local === 'relay' && result.pairB.remote === 'relay',
+    `selected pair B is ${result.pairB.local}/${result.pairB.remote}`);
+
+  const types = await page.evaluate(async ({ url, username, wrong }) => {
+    const pc = new RTCPeerConnection({ iceServers: [{ urls: url, username, credential: wrong }], iceTransportPolicy: 'relay' });
+    const found = [];
+    pc.onicecandidate = (e) => e.candidate && found.push(e.candidate.type);
+    pc.createDataChannel('x');
+    await pc.setLocalDescription();
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') resolve();
+      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+      setTimeout(resolve, 15000);
+    });
+    pc.close();
+    return found;
+  }, { url, username, wrong });
+  check(!types.includes('relay'), `wrong password: no relay candidate (got [${types.join(', ')}])`);
+} catch (e) {
+  check(false, `browser test: ${e.message}`);
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
