@@ -216,6 +216,15 @@ void address_error_code::encode(message_writer& w) const {
     write_code(w, type, family, code, reason);
 }
 
+unknown_attributes unknown_attributes::of(std::span<const std::uint16_t> list) {
+    unknown_attributes u;
+    for (auto t : list) {
+        if (u.count == max_types) break;
+        u.types[u.count++] = t;
+    }
+    return u;
+}
+
 std::optional<unknown_attributes> unknown_attributes::decode(std::span<const std::uint8_t> v,
                                                              const message_view&) {
     if (v.size() % 2 != 0) return std::nullopt;

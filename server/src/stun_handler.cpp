@@ -144,11 +144,7 @@ reply stun_handler::error_response(const request_context& ctx, const message_vie
     ++stats_.errors_sent;
     message_writer w(out, make_message_type(req.method(), message_class::error_response), req);
     error_code{code, ""}.encode(w);
-    if (!unknown.empty()) {
-        unknown_attributes u;
-        for (auto t : unknown) u.types[u.count++] = t;
-        u.encode(w);
-    }
+    if (!unknown.empty()) unknown_attributes::of(unknown).encode(w);
     finish_response(w, req);
     log::debug("{} request from {}: error {}", to_string(ctx.via), ctx.remote.to_string(), code);
     reply r;

@@ -136,6 +136,21 @@ std::chrono::seconds turn_handler::lifetime_for(const message_view& req) const {
     return wanted > settings_.default_lifetime ? wanted : settings_.default_lifetime;
 }
 
+std::size_t turn_handler::empty_success(allocation& a, const message_view& req, std::span<std::uint8_t> out) {
+    message_writer w(out, make_message_type(req.method(), message_class::success_response), req);
+    seal(w, req, software_, &a.key, a.sha256);
+    const auto response = w.finish();
+    remember(a, req, response);
+    return response.size();
+}
+
+bool turn_handler::peer_permitted(const allocation& a, const transport_address& peer, std::string_view what) {
+    if (policy_.permits(peer.ip)) return true;
+    ++stats_.peer_refused;
+    log_.at(log_level::info, "user '{}': {} to {} refused by the peer policy", a.username, what, peer.to_string());
+    return false;
+}
+
 void turn_handler::remember(allocation& a, const message_view& req, std::span<const std::uint8_t> response) {
     std::copy(req.transaction_id().begin(), req.transaction_id().end(), a.last_txid.begin());
     if (response.size() <= max_cached_response) a.last_response.assign(response.begin(), response.end());
@@ -147,11 +162,7 @@ std::size_t turn_handler::error(const request_context& ctx, const message_view& 
                                 bool challenge, std::span<const std::uint16_t> unknown) {
     message_writer w(out, make_message_type(req.method(), message_class::error_response), req);
     error_code{code, ""}.encode(w);
-    if (!unknown.empty()) {
-        unknown_attributes u;
-        for (auto t : unknown) u.types[u.count++] = t;
-        u.encode(w);
-    }
+    if (!unknown.empty()) unknown_attributes::of(unknown).encode(w);
     if (challenge) {
         // RFC 8489 §9.2.4: REALM and a fresh NONCE; the nonce's feature bit promises
         // PASSWORD-ALGORITHMS. No SOFTWARE: an unauthenticated answer stays small.
@@ -470,12 +481,7 @@ std::size_t turn_handler::handle_create_permission(allocation& a, const message_
         //  MUST generate an error response with the 443 (Peer Address Family Mismatch)."
         if (a.relay_for(peer->address.ip.family) == nullptr) return fail(error::peer_address_family_mismatch);
         // "The server MAY impose restrictions on the IP address allowed ... 403 (Forbidden)."
-        if (!policy_.permits(peer->address.ip)) {
-            ++stats_.peer_refused;
-            log_.at(log_level::info, "user '{}': permission to {} refused by the peer policy", a.username,
-                    peer->address.ip.to_string());
-            return fail(error::forbidden);
-        }
+        if (!peer_permitted(a, peer->address, "permission")) return fail(error::forbidden);
         peers[count++] = peer->address.ip;
     }
     if (count == 0) return fail(error::bad_request);
@@ -503,11 +509,7 @@ std::size_t turn_handler::handle_create_permission(allocation& a, const message_
 
     // "The server then responds with a CreatePermission success response. There are no
     //  mandatory attributes in the success response."
-    message_writer w(out, make_message_type(method::create_permission, message_class::success_response), req);
-    seal(w, req, software_, &a.key, a.sha256);
-    const auto response = w.finish();
-    remember(a, req, response);
-    return response.size();
+    return empty_success(a, req, out);
 }
 
 // RFC 8656 §12.2 Receiving a ChannelBind Request.
@@ -543,12 +545,7 @@ std::size_t turn_handler::handle_channel_bind(allocation& a, const message_view&
     // "The server MAY impose restrictions on the IP address and port values allowed in the
     //  XOR-PEER-ADDRESS attribute; if a value is not allowed, the server rejects the request
     //  with a 403 (Forbidden) error."
-    if (!policy_.permits(peer.ip)) {
-        ++stats_.peer_refused;
-        log_.at(log_level::info, "user '{}': channel to {} refused by the peer policy", a.username,
-                peer.to_string());
-        return fail(error::forbidden);
-    }
+    if (!peer_permitted(a, peer, "channel")) return fail(error::forbidden);
 
     // "If the request is valid, but the server is unable to fulfill the request due to some
     //  capacity limit or similar, the server replies with a 508 (Insufficient Capacity) error."
@@ -572,11 +569,9 @@ std::size_t turn_handler::handle_channel_bind(allocation& a, const message_view&
     if (perm != a.permissions.end()) perm->expires = now + permission_lifetime;
     else a.permissions.push_back({peer.ip, now + permission_lifetime});
 
-    message_writer w(out, make_message_type(method::channel_bind, message_class::success_response), req);
-    seal(w, req, software_, &a.key, a.sha256);
-    const auto response = w.finish();
-    remember(a, req, response);
-    return response.size();
+    // "Otherwise, the server replies with a ChannelBind success response. There are no
+    //  required attributes in a successful ChannelBind response."
+    return empty_success(a, req, out);
 }
 
 // --- relaying -------------------------------------------------------------------------------

@@ -257,6 +257,8 @@ struct unknown_attributes {
     static constexpr std::size_t max_types = 16;
     std::array<std::uint16_t, max_types> types{};
     std::size_t count = 0;
+    /// The first max_types of `list`.
+    static unknown_attributes of(std::span<const std::uint16_t> list);
     static std::optional<unknown_attributes> decode(std::span<const std::uint8_t> v,
                                                     const message_view&);
     void encode(message_writer& w) const;

@@ -161,6 +161,10 @@ private:
                       std::span<std::uint8_t> out, const auth::key* signing = nullptr,
                       bool sha256 = false, bool challenge = false,
                       std::span<const std::uint16_t> unknown = {});
+    /// A success response with no attributes of its own, signed and remembered.
+    std::size_t empty_success(allocation& a, const protocol::message_view& req, std::span<std::uint8_t> out);
+    /// The peer policy's verdict on `peer`, counted and logged when it refuses.
+    bool peer_permitted(const allocation& a, const protocol::transport_address& peer, std::string_view what);
     std::chrono::seconds lifetime_for(const protocol::message_view& req) const;
     void remember(allocation& a, const protocol::message_view& req, std::span<const std::uint8_t> response);
     void on_removed(allocation& a);
