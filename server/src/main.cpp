@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <csignal>
+#include <sys/resource.h>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -72,7 +73,16 @@ int main(int argc, char** argv) {
     }
 
     std::signal(SIGPIPE, SIG_IGN);
+    // Every allocation holds a relay socket: take all the descriptors the system allows.
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &files);
+    }
     ferry::server::log::set_level(cfg.log.level);
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && cfg.turn.enabled() && files.rlim_cur < 65536)
+        ferry::server::log::warn("only {} file descriptors: at most about that many allocations "
+                                 "(raise LimitNOFILE / ulimit -n)", files.rlim_cur);
     try {
         ferry::server::run(std::move(cfg));
     } catch (const std::exception& e) {

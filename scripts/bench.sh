@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# ferry against coturn (Debian's 4.6.1) on the same workloads, on this machine, in one run.
+# Each round starts one server, runs every workload with tools/ferry-load, stops it, then
+# does the same for the other; the order alternates between rounds. Server CPU is read from
+# /proc/PID/stat around each workload, RSS and descriptors from /proc while allocations are
+# held. It prints each figure's median over the rounds for both servers and the ratio.
+#
+#   ./scripts/bench.sh            (after ./scripts/test.sh has built build/release)
+#   BENCH_ROUNDS=3 BENCH_SECONDS=5 ./scripts/bench.sh
+#
+# Everything runs on loopback, bounded in time; only processes it started are stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${BENCH_ROUNDS:-3}
+SECS=${BENCH_SECONDS:-5}
+LOAD=build/release/tools/ferry-load
+FERRY=build/release/server/ferry
+if [ ! -x "$LOAD" ] || [ ! -x "$FERRY" ]; then
+    cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DFERRY_TESTS=OFF >/dev/null
+    cmake --build build/release -j2
+fi
+command -v turnserver >/dev/null || { echo "bench: coturn's turnserver is not installed (./scripts/test.sh installs it)"; exit 1; }
+
+WORK=$(mktemp -d)
+SERVER_PID=""
+ECHO_PID=""
+cleanup() {
+    for p in $SERVER_PID $ECHO_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+TICKS=$(getconf CLK_TCK)
+THREADS=$(nproc)
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+
+free_port() { python3 tests/integration/free_port.py "${1:-1}"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+fds() { ls "/proc/$1/fd" | wc -l; }
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"; } # server round metric value
+
+start_server() { # NAME PORT
+    if [ "$1" = ferry ]; then
+        cat >"$WORK/ferry.yaml" <<YAML
+threads: auto
+listen:
+  - address: 127.0.0.1
+    port: $2
+    transports: [udp]
+turn:
+  realm: bench
+  users:
+    - name: load
+      password: load
+  allowed_peer_ranges: [127.0.0.0/8]
+limits:
+  allocations_per_user: 0
+  allocations_total: 0
+log:
+  level: warn
+YAML
+        "$FERRY" --config "$WORK/ferry.yaml" >"$WORK/ferry.log" 2>&1 &
+    else
+        rm -f "$WORK/coturn.db"
+        turnserver --listening-ip=127.0.0.1 --listening-port="$2" --relay-ip=127.0.0.1 --no-tls --no-dtls \
+            --no-cli --lt-cred-mech --user=load:load --realm=bench --allow-loopback-peers \
+            --min-port=49152 --max-port=65535 --relay-threads="$THREADS" --no-stdout-log \
+            --log-file=/dev/null --simple-log --pidfile="$WORK/coturn.pid" --userdb="$WORK/coturn.db" \
+            >"$WORK/coturn.out" 2>&1 &
+    fi
+    SERVER_PID=$!
+    for _ in $(seq 50); do
+        "$LOAD" binding --server "127.0.0.1:$2" --sockets 1 --window 1 --seconds 0.2 2>/dev/null |
+            grep -q "received=[1-9]" && return 0
+        sleep 0.1
+    done
+    echo "bench: $1 did not start"; exit 1
+}
+
+stop_server() {
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+}
+
+# measure SERVER ROUND METRIC OPS_PER_UNIT ARGS...: runs one ferry-load workload and records
+# its rate, loss, latency and the server's CPU microseconds per operation.
+measure() {
+    local server=$1 round=$2 metric=$3 per=$4
+    shift 4
+    local before after out
+    before=$(cpu_ticks "$SERVER_PID")
+    out=$("$LOAD" "$@")
+    after=$(cpu_ticks "$SERVER_PID")
+    local received rate loss
+    received=$(field received "$out")
+    rate=$(field rate_per_s "$out")
+    loss=$(field loss_pct "$out")
+    record "$server" "$round" "$metric rate/s" "$rate"
+    record "$server" "$round" "$metric loss %" "$loss"
+    if [ "${received:-0}" -gt 0 ]; then
+        record "$server" "$round" "$metric server CPU us/op" \
+            "$(python3 -c "print(($after - $before) / $TICKS * 1e6 / ($received * $per))")"
+    fi
+    if [ "$(field p99_us "$out")" != 0 ] && [[ "$metric" == latency* ]]; then
+        record "$server" "$round" "$metric p50 us" "$(field p50_us "$out")"
+        record "$server" "$round" "$metric p99 us" "$(field p99_us "$out")"
+    fi
+    record "$server" "$round" "$metric load-generator CPU s" "$(field load_cpu_s "$out")"
+}
+
+hold() { # SERVER ROUND N
+    local base out
+    base=$(rss_kb "$SERVER_PID")
+    "$LOAD" hold --server "127.0.0.1:$PORT" --sockets "$3" --seconds 3 >"$WORK/hold.out" 2>&1 &
+    local hold_pid=$!
+    for _ in $(seq 300); do grep -q "^ready" "$WORK/hold.out" && break; sleep 0.1; done
+    grep -q "^ready" "$WORK/hold.out" || { echo "bench: hold $3 did not get ready: $(cat "$WORK/hold.out")"; exit 1; }
+    sleep 1
+    local rss fd
+    rss=$(rss_kb "$SERVER_PID")
+    fd=$(fds "$SERVER_PID")
+    wait "$hold_pid"
+    record "$1" "$2" "hold $3: RSS KiB" "$rss"
+    record "$1" "$2" "hold $3: bytes/allocation" "$(( (rss - base) * 1024 / $3 ))"
+    record "$1" "$2" "hold $3: file descriptors" "$fd"
+}
+
+run_server() { # NAME ROUND
+    PORT=$(free_port)
+    local echo_port
+    echo_port=$(free_port)
+    "$LOAD" echo --bind "127.0.0.1:$echo_port" --seconds 600 >"$WORK/echo.out" 2>&1 &
+    ECHO_PID=$!
+    start_server "$1" "$PORT"
+    local s=127.0.0.1:$PORT peer=127.0.0.1:$echo_port
+    measure "$1" "$2" "binding" 1 binding --server "$s" --sockets 64 --window 8 --seconds "$SECS"
+    measure "$1" "$2" "allocation" 1 allocate --server "$s" --seconds "$SECS"
+    # A relayed round trip is two relayed packets: client->peer and peer->client.
+    for payload in 100 1200; do
+        measure "$1" "$2" "relay ChannelData ${payload}B" 2 relay --server "$s" --peer "$peer" --sockets 16 --window 8 --payload "$payload" --seconds "$SECS"
+        measure "$1" "$2" "relay Send ${payload}B" 2 relay --server "$s" --peer "$peer" --sockets 16 --window 8 --payload "$payload" --send --seconds "$SECS"
+    done
+    measure "$1" "$2" "latency 1000 pps" 2 relay --server "$s" --peer "$peer" --sockets 16 --payload 100 --rate 1000 --seconds "$SECS"
+    hold "$1" "$2" 1000
+    hold "$1" "$2" 10000
+    stop_server
+    kill "$ECHO_PID"; wait "$ECHO_PID" 2>/dev/null || true; ECHO_PID=""
+}
+
+echo "ferry vs coturn $(turnserver --version 2>/dev/null | head -1 || true): $ROUNDS rounds of ${SECS}s workloads, $THREADS cores, $(date -u +%Y-%m-%d)"
+for round in $(seq "$ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then order="ferry coturn"; else order="coturn ferry"; fi
+    for server in $order; do
+        echo "round $round: $server" >&2
+        run_server "$server" "$round"
+    done
+done
+
+python3 - "$RESULTS" <<'PY'
+import collections, statistics, sys
+rows = collections.defaultdict(lambda: collections.defaultdict(list))
+order = []
+for line in open(sys.argv[1]):
+    server, rnd, metric, value = line.rstrip("\n").split("\t")
+    if metric not in order:
+        order.append(metric)
+    rows[metric][server].append(float(value))
+print(f"{'figure (median)':44} {'ferry':>12} {'coturn':>12} {'ferry/coturn':>13}")
+for metric in order:
+    f = statistics.median(rows[metric]["ferry"]) if rows[metric]["ferry"] else float("nan")
+    c = statistics.median(rows[metric]["coturn"]) if rows[metric]["coturn"] else float("nan")
+    ratio = f / c if c else float("nan")
+    print(f"{metric:44} {f:12.2f} {c:12.2f} {ratio:13.2f}")
+PY
