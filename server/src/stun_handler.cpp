@@ -38,14 +38,14 @@ reply stun_handler::handle(const request_context& ctx, std::span<const std::uint
     if (auto ec = req.parse(in)) {
         ++stats_.dropped;
         garbage_log_.at(log_level::debug, "dropped {} bytes from {} over {}: {}", in.size(),
-                        ctx.remote.to_string(), to_string(ctx.via), ec.message());
+                        ctx.remote, to_string(ctx.via), ec.message());
         return {};
     }
     // RFC 8489 §7.3: a FINGERPRINT that does not match means this is not STUN; drop it silently.
     if (check_fingerprint(req) == fingerprint_status::invalid) {
         ++stats_.dropped;
         garbage_log_.at(log_level::debug, "dropped message from {}: bad FINGERPRINT",
-                        ctx.remote.to_string());
+                        ctx.remote);
         return {};
     }
     // Indications are never answered; a Send indication is relayed. Responses are dropped.
@@ -75,7 +75,7 @@ reply stun_handler::handle(const request_context& ctx, std::span<const std::uint
         return handle_binding(ctx, req, out);
 
     log::debug("{} request from {}: method {:#05x} not served", to_string(ctx.via),
-               ctx.remote.to_string(), req.method());
+               ctx.remote, req.method());
     return error_response(ctx, req, error::bad_request, {}, out);
 }
 
@@ -133,8 +133,8 @@ reply stun_handler::handle_binding(const request_context& ctx, const message_vie
     if (auto p = req.get<padding>()) padding{p->length}.encode(w);
     finish_response(w, req);
     r.size = w.finish().size();
-    log::debug("binding {} from {} -> {}", to_string(ctx.via), ctx.remote.to_string(),
-               origin.to_string());
+    log::debug("binding {} from {} -> {}", to_string(ctx.via), ctx.remote,
+               origin);
     return r;
 }
 
@@ -146,7 +146,7 @@ reply stun_handler::error_response(const request_context& ctx, const message_vie
     error_code{code, ""}.encode(w);
     if (!unknown.empty()) unknown_attributes::of(unknown).encode(w);
     finish_response(w, req);
-    log::debug("{} request from {}: error {}", to_string(ctx.via), ctx.remote.to_string(), code);
+    log::debug("{} request from {}: error {}", to_string(ctx.via), ctx.remote, code);
     reply r;
     if (ctx.nat != nullptr) {
         r.from_ip = ctx.nat->ip;

@@ -86,7 +86,7 @@ private:
             }
             if (bad) {
                 log_.at(log_level::debug, "tcp {}: closing, the stream is not STUN framing",
-                        ctx_.remote.to_string());
+                        ctx_.remote);
                 break;
             }
             std::memmove(in_.data(), in_.data() + off, used - off);
@@ -105,7 +105,7 @@ private:
             co_await timer_.async_wait(use_tuple);
             if (!socket_.is_open()) break;
             if (clock::now() >= deadline_) {
-                log::debug("tcp {}: idle for {}s, closing", ctx_.remote.to_string(),
+                log::debug("tcp {}: idle for {}s, closing", ctx_.remote,
                            limits_.tcp_idle_timeout.count());
                 close();
                 break;
@@ -152,7 +152,7 @@ asio::awaitable<void> tcp_listener::accept_loop() {
         if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
         if (ec) {
             // EMFILE/ENFILE and friends: say so, back off briefly, keep serving.
-            log_.at(log_level::warn, "tcp {}: accept failed: {}", bound_.to_string(), ec.message());
+            log_.at(log_level::warn, "tcp {}: accept failed: {}", bound_, ec.message());
             backoff.expires_after(std::chrono::milliseconds(50));
             co_await backoff.async_wait(use_tuple);
             continue;

@@ -123,7 +123,7 @@ void turn_handler::on_removed(allocation& a) {
     const auto lasted = std::chrono::duration_cast<seconds>(clock_.now() - a.created).count();
     log::info("allocation ended: user '{}' client {} relay {} after {}s; to peer {} packets {} bytes, "
               "to client {} packets {} bytes",
-              a.username, a.tuple.client.to_string(), a.relays[0].advertised.to_string(), lasted,
+              a.username, a.tuple.client, a.relays[0].advertised, lasted,
               a.counters.to_peer_packets, a.counters.to_peer_bytes, a.counters.to_client_packets,
               a.counters.to_client_bytes);
 }
@@ -147,7 +147,7 @@ std::size_t turn_handler::empty_success(allocation& a, const message_view& req, 
 bool turn_handler::peer_permitted(const allocation& a, const transport_address& peer, std::string_view what) {
     if (policy_.permits(peer.ip)) return true;
     ++stats_.peer_refused;
-    log_.at(log_level::info, "user '{}': {} to {} refused by the peer policy", a.username, what, peer.to_string());
+    log_.at(log_level::info, "user '{}': {} to {} refused by the peer policy", a.username, what, peer);
     return false;
 }
 
@@ -178,7 +178,7 @@ std::size_t turn_handler::error(const request_context& ctx, const message_view& 
     } else {
         seal(w, req, software_, signing, sha256);
     }
-    log::debug("{} {} from {}: {}", to_string(ctx.via), method_name(req.method()), ctx.remote.to_string(), code);
+    log::debug("{} {} from {}: {}", to_string(ctx.via), method_name(req.method()), ctx.remote, code);
     return w.finish().size();
 }
 
@@ -211,7 +211,7 @@ std::size_t turn_handler::handle_request(const request_context& ctx, const messa
     case auth::auth_status::unauthorized:
         ++stats_.auth_failures;
         log_.at(log_level::info, "{} {} from {}: wrong credentials for user '{}'", to_string(ctx.via),
-                method_name(req.method()), ctx.remote.to_string(),
+                method_name(req.method()), ctx.remote,
                 req.get<username>() ? req.get<username>()->value : "");
         return error(ctx, req, error::unauthenticated, out, nullptr, false, true);
     }
@@ -414,9 +414,10 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     auto& stored = table_.insert(std::move(a));
     remember(stored, req, response);
     ++stats_.allocations_created;
-    log::info("allocation created: user '{}' client {} over {}, relay {}{}, lifetime {}s", stored.username,
-              ctx.remote.to_string(), to_string(ctx.via), stored.relays[0].advertised.to_string(),
-              stored.relay_count == 2 ? " and " + stored.relays[1].advertised.to_string() : "", life.count());
+    if (log::enabled(log_level::info))
+        log::info("allocation created: user '{}' client {} over {}, relay {}{}, lifetime {}s", stored.username,
+                  ctx.remote, to_string(ctx.via), stored.relays[0].advertised,
+                  stored.relay_count == 2 ? " and " + stored.relays[1].advertised.to_string() : "", life.count());
     return response.size();
 }
 

@@ -41,7 +41,7 @@ bool udp_listener::service() {
             if (kind != protocol::packet_kind::stun &&
                 (kind != protocol::packet_kind::channel_data || turn_ == nullptr)) {
                 drop_log_.at(log_level::trace, "udp {}: dropped {} bytes that are not STUN",
-                             bound_.to_string(), data.size());
+                             bound_, data.size());
                 continue;
             }
             request_context ctx;

@@ -53,7 +53,7 @@ worker::worker(const config& cfg, unsigned index, turn_context* turn)
             }
         } catch (const std::system_error& e) {
             if (!ipv6_missing(e, a)) throw;
-            if (index_ == 0) log::warn("skipping {}: this host has no IPv6 ({})", a.to_string(), e.what());
+            if (index_ == 0) log::warn("skipping {}: this host has no IPv6 ({})", a, e.what());
         }
     }
 }
@@ -131,7 +131,7 @@ std::optional<relay_provider::opened> worker::open(const protocol::ip_address& i
         socket->start();
         return opened{fd, a};
     }
-    log::warn("no free relay port on {} after 64 tries (range {}-{})", ip.to_string(), s.port_min, s.port_max);
+    log::warn("no free relay port on {} after 64 tries (range {}-{})", ip, s.port_min, s.port_max);
     return std::nullopt;
 }
 

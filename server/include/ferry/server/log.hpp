@@ -4,6 +4,7 @@
 // through a throttle, so a flood of garbage cannot flood the log.
 #pragma once
 
+#include "ferry/protocol/address.hpp"
 #include "ferry/server/config.hpp"
 
 #include <fmt/format.h>
@@ -12,6 +13,19 @@
 #include <chrono>
 #include <cstdint>
 #include <string_view>
+
+// Addresses format themselves, so a log call passes the address and no string is built unless
+// the line is actually written.
+template <> struct fmt::formatter<ferry::protocol::ip_address> : fmt::formatter<std::string_view> {
+    template <class Ctx> auto format(const ferry::protocol::ip_address& a, Ctx& ctx) const {
+        return fmt::formatter<std::string_view>::format(a.to_string(), ctx);
+    }
+};
+template <> struct fmt::formatter<ferry::protocol::transport_address> : fmt::formatter<std::string_view> {
+    template <class Ctx> auto format(const ferry::protocol::transport_address& a, Ctx& ctx) const {
+        return fmt::formatter<std::string_view>::format(a.to_string(), ctx);
+    }
+};
 
 namespace ferry::server::log {
 
