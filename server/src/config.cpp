@@ -241,11 +241,17 @@ config parse_root(const reader& r, const YAML::Node& root) {
     }
     if (const auto& n = root["turn"]) parse_turn(r, n, c.turn);
     if (const auto& n = root["limits"]) {
-        r.only_keys(n, "limits", {"tcp_idle_timeout", "allocations_per_user", "allocations_total",
+        r.only_keys(n, "limits", {"tcp_idle_timeout", "max_tcp_connections", "max_tcp_connections_per_ip",
+                                  "allocations_per_user", "allocations_total",
                                   "permissions_per_allocation", "channels_per_allocation"});
         if (n["tcp_idle_timeout"])
             c.limits.tcp_idle_timeout = std::chrono::seconds(
                 r.number<unsigned>(n["tcp_idle_timeout"], "limits.tcp_idle_timeout", 1, 86400));
+        if (n["max_tcp_connections"])
+            c.limits.max_tcp_connections = r.number<unsigned>(n["max_tcp_connections"], "limits.max_tcp_connections", 1, 10000000);
+        if (n["max_tcp_connections_per_ip"])
+            c.limits.max_tcp_connections_per_ip =
+                r.number<unsigned>(n["max_tcp_connections_per_ip"], "limits.max_tcp_connections_per_ip", 1, 10000000);
         if (n["allocations_per_user"])
             c.limits.allocations_per_user = r.number<unsigned>(n["allocations_per_user"], "limits.allocations_per_user", 0, 1000000);
         if (n["allocations_total"])

@@ -52,9 +52,10 @@ void run(config cfg) {
     const unsigned threads = cfg.threads != 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
 
     auto turn = make_turn_context(cfg);
+    connection_limiter connections(cfg.limits.max_tcp_connections, cfg.limits.max_tcp_connections_per_ip);
     std::vector<std::unique_ptr<worker>> workers;
     workers.reserve(threads);
-    for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<worker>(cfg, i, turn.get()));
+    for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<worker>(cfg, i, connections, turn.get()));
 
     std::string where;
     for (const auto& d : workers.front()->describe()) where += (where.empty() ? "" : ", ") + d;

@@ -26,9 +26,10 @@ protocol::transport_address to_address(const asio::ip::tcp::endpoint& e) {
 
 class tcp_connection : public std::enable_shared_from_this<tcp_connection> {
 public:
-    tcp_connection(asio::ip::tcp::socket socket, stun_handler& handler, const limits_config& limits)
+    tcp_connection(asio::ip::tcp::socket socket, stun_handler& handler, const limits_config& limits,
+                   connection_limiter::ticket ticket)
         : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(handler),
-          limits_(limits), in_(initial_buffer), out_(4096) {}
+          limits_(limits), ticket_(std::move(ticket)), in_(initial_buffer), out_(4096) {}
 
     void start() {
         std::error_code ec;
@@ -124,6 +125,7 @@ private:
     asio::steady_timer timer_;
     stun_handler& handler_;
     const limits_config& limits_;
+    connection_limiter::ticket ticket_; ///< our place under the connection caps
     request_context ctx_;
     clock::time_point deadline_;
     std::vector<std::uint8_t> in_;
@@ -134,8 +136,8 @@ private:
 } // namespace
 
 tcp_listener::tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
-                           stun_handler& handler, const limits_config& limits)
-    : acceptor_(io), bound_(bound), handler_(handler), limits_(limits) {
+                           stun_handler& handler, const limits_config& limits, connection_limiter& limiter)
+    : acceptor_(io), bound_(bound), handler_(handler), limits_(limits), limiter_(limiter) {
     acceptor_.assign(bound.ip.family == protocol::address_family::ipv4 ? asio::ip::tcp::v4()
                                                                        : asio::ip::tcp::v6(),
                      fd);
@@ -157,7 +159,18 @@ asio::awaitable<void> tcp_listener::accept_loop() {
             co_await backoff.async_wait(use_tuple);
             continue;
         }
-        std::make_shared<tcp_connection>(std::move(socket), handler_, limits_)->start();
+        // Over the total or per-address cap: close at once, before reading a byte.
+        std::error_code pec;
+        const auto peer = socket.remote_endpoint(pec);
+        if (pec) continue;
+        auto ticket = limiter_.admit(to_address(peer).ip);
+        if (!ticket) {
+            log_.at(log_level::warn, "tcp {}: refusing a connection from {}: connection limit reached", bound_,
+                    to_address(peer));
+            socket.close(pec);
+            continue;
+        }
+        std::make_shared<tcp_connection>(std::move(socket), handler_, limits_, std::move(ticket))->start();
     }
 }
 

@@ -29,7 +29,7 @@ const listen_config* nat_primary(const config& cfg) {
 
 } // namespace
 
-worker::worker(const config& cfg, unsigned index, turn_context* turn)
+worker::worker(const config& cfg, unsigned index, connection_limiter& connections, turn_context* turn)
     : cfg_(cfg), index_(index), handler_(handler_settings{cfg.software}),
       rng_(std::random_device{}()), turn_context_(turn) {
     if (turn != nullptr) {
@@ -49,7 +49,7 @@ worker::worker(const config& cfg, unsigned index, turn_context* turn)
             if (l.tcp) {
                 if (index_ == 0) net::ensure_unused(a, SOCK_STREAM);
                 tcp_.push_back(std::make_unique<tcp_listener>(io_, net::listen_tcp(a, 1024), a,
-                                                              handler_, cfg_.limits));
+                                                              handler_, cfg_.limits, connections));
             }
         } catch (const std::system_error& e) {
             if (!ipv6_missing(e, a)) throw;

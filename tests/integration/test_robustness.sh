@@ -12,6 +12,7 @@ listen:
     port: $PORT
 limits:
   tcp_idle_timeout: 2
+  max_tcp_connections_per_ip: 3
 log:
   level: debug
 YAML
@@ -42,6 +43,33 @@ secs=$(sed -n 's/closed_after=//p' "$WORK/stall.out")
 python3 -c "import sys; sys.exit(0 if 1.5 <= $secs <= 4.5 else 1)" ||
     fail "stalled connection closed after ${secs}s, expected about 2"
 pass "stalled TCP frame closed after ${secs}s (tcp_idle_timeout 2) while others were served"
+
+# At most 3 connections from one address: the 4th and 5th are closed at once, while the first
+# three are still served.
+out=$(timeout 10 python3 - "$PORT" <<'PY'
+import socket, struct, os, sys, time
+port = int(sys.argv[1])
+conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+time.sleep(0.3)
+closed = 0
+for c in conns[3:]:
+    c.settimeout(2)
+    try:
+        closed += c.recv(10) == b""
+    except (ConnectionResetError, socket.timeout):
+        closed += 1
+served = 0
+for c in conns[:3]:
+    txid = os.urandom(12)
+    c.sendall(struct.pack("!HHI", 1, 0, 0x2112A442) + txid)
+    c.settimeout(2)
+    served += len(c.recv(100)) >= 20
+print(f"served={served} closed={closed}")
+PY
+) || fail "connection cap probe failed: $out"
+[ "$out" = "served=3 closed=2" ] || fail "per-address connection cap: $out"
+grep -q "connection limit reached" "$WORK/ferry.log" || fail "no log line for refused connections"
+pass "max_tcp_connections_per_ip 3: 3 served, 2 closed at accept"
 
 stop_ferry
 pass "SIGTERM: clean exit"

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "ferry/server/config.hpp"
+#include "ferry/server/connection_limiter.hpp"
 #include "ferry/server/stun_handler.hpp"
 
 #include "ferry/server/asio.hpp"
@@ -14,7 +15,7 @@ class tcp_listener {
 public:
     /// Takes ownership of `fd`, a listening TCP socket (see net::listen_tcp).
     tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
-                 stun_handler& handler, const limits_config& limits);
+                 stun_handler& handler, const limits_config& limits, connection_limiter& limiter);
 
     void start();
     const protocol::transport_address& bound() const { return bound_; }
@@ -26,6 +27,7 @@ private:
     protocol::transport_address bound_;
     stun_handler& handler_;
     const limits_config& limits_;
+    connection_limiter& limiter_;
     log::throttle log_{5};
 };
 

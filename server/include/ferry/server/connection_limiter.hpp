@@ -1,0 +1,63 @@
+// Caps on stream connections (TCP now, TLS later): in total and per source IP address, across
+// all workers. Consulted once per accepted connection, never per packet; a connection holds a
+// ticket that gives its place back when the connection ends.
+#pragma once
+
+#include "ferry/protocol/address.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+
+namespace ferry::server {
+
+class connection_limiter {
+public:
+    connection_limiter(unsigned max_total, unsigned max_per_ip) : max_total_(max_total), max_per_ip_(max_per_ip) {}
+    connection_limiter(const connection_limiter&) = delete;
+    connection_limiter& operator=(const connection_limiter&) = delete;
+
+    class ticket {
+    public:
+        ticket() = default;
+        ticket(connection_limiter* owner, const protocol::ip_address& ip) : owner_(owner), ip_(ip) {}
+        ticket(ticket&& other) noexcept : owner_(other.owner_), ip_(other.ip_) { other.owner_ = nullptr; }
+        ticket& operator=(ticket&& other) noexcept {
+            if (this != &other) {
+                release();
+                owner_ = other.owner_;
+                ip_ = other.ip_;
+                other.owner_ = nullptr;
+            }
+            return *this;
+        }
+        ~ticket() { release(); }
+        explicit operator bool() const { return owner_ != nullptr; }
+
+    private:
+        void release() {
+            if (owner_ != nullptr) owner_->release(ip_);
+            owner_ = nullptr;
+        }
+        connection_limiter* owner_ = nullptr;
+        protocol::ip_address ip_;
+    };
+
+    /// A ticket, or an empty one when the total or this address's count is at its cap.
+    ticket admit(const protocol::ip_address& ip);
+    unsigned total() const { return total_.load(std::memory_order_relaxed); }
+
+private:
+    struct ip_hash {
+        std::size_t operator()(const protocol::ip_address& a) const noexcept;
+    };
+    void release(const protocol::ip_address& ip);
+
+    const unsigned max_total_;
+    const unsigned max_per_ip_;
+    std::atomic<unsigned> total_{0};
+    std::mutex mutex_;
+    std::unordered_map<protocol::ip_address, unsigned, ip_hash> per_ip_;
+};
+
+} // namespace ferry::server

@@ -1,0 +1,36 @@
+#include "ferry/server/connection_limiter.hpp"
+
+namespace ferry::server {
+
+std::size_t connection_limiter::ip_hash::operator()(const protocol::ip_address& a) const noexcept {
+    std::size_t h = 1469598103934665603ull;
+    for (std::size_t i = 0; i < a.size(); ++i) h = (h ^ a.bytes[i]) * 1099511628211ull;
+    return h;
+}
+
+connection_limiter::ticket connection_limiter::admit(const protocol::ip_address& ip) {
+    if (total_.fetch_add(1, std::memory_order_relaxed) >= max_total_) {
+        total_.fetch_sub(1, std::memory_order_relaxed);
+        return {};
+    }
+    std::lock_guard lock(mutex_);
+    auto& n = per_ip_[ip];
+    if (n >= max_per_ip_) {
+        if (n == 0) per_ip_.erase(ip);
+        total_.fetch_sub(1, std::memory_order_relaxed);
+        return {};
+    }
+    ++n;
+    return ticket(this, ip);
+}
+
+void connection_limiter::release(const protocol::ip_address& ip) {
+    {
+        std::lock_guard lock(mutex_);
+        auto it = per_ip_.find(ip);
+        if (it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
+    }
+    total_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+} // namespace ferry::server
