@@ -21,6 +21,10 @@ void batch_sink::to_peer(int relay_handle, const protocol::transport_address& pe
 }
 
 void batch_sink::to_client(const client_route& route, std::span<const std::uint8_t> bytes) {
+    if (route.via != transport::udp) {
+        if (auto client = streams_.find(route.socket)) client->deliver(bytes);
+        return;
+    }
     sockaddr_storage to;
     net::to_sockaddr(route.remote, to);
     batch_.queue(route.socket, to, bytes,

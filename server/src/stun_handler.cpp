@@ -59,7 +59,7 @@ reply stun_handler::handle(const request_context& ctx, std::span<const std::uint
     ++stats_.requests;
 
     // TURN requests are authenticated before anything else, 420 included (RFC 8489 §6.3).
-    // Over streams TURN comes with the TCP/TLS work; there is no sink to relay through yet.
+    // Without a sink (no relay path for this transport) TURN methods get 400 below.
     if (turn_ != nullptr && sink != nullptr && is_turn_method(req.method())) {
         reply r;
         r.size = turn_->handle_request(ctx, req, out);

@@ -4,6 +4,7 @@
 #include "ferry/protocol/framer.hpp"
 #include "ferry/server/net.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -14,7 +15,8 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-/// Largest frame a peer may declare: a STUN message of the maximum length.
+/// Largest frame a peer may declare: a STUN message of the maximum length (a padded
+/// ChannelData record is smaller).
 constexpr std::size_t max_frame = protocol::header_size + 0xFFFC;
 constexpr std::size_t initial_buffer = 4096;
 
@@ -24,38 +26,70 @@ protocol::transport_address to_address(const asio::ip::tcp::endpoint& e) {
     return net::from_sockaddr(ss);
 }
 
-class tcp_connection : public std::enable_shared_from_this<tcp_connection> {
+class tcp_connection final : public stream_client, public std::enable_shared_from_this<tcp_connection> {
 public:
-    tcp_connection(asio::ip::tcp::socket socket, stun_handler& handler, const limits_config& limits,
-                   connection_limiter::ticket ticket)
-        : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(handler),
-          limits_(limits), ticket_(std::move(ticket)), in_(initial_buffer), out_(4096) {}
+    tcp_connection(asio::ip::tcp::socket socket, stun_handler& handler, turn_handler* turn, packet_sink& sink,
+                   stream_registry& streams, const limits_config& limits, connection_limiter::ticket ticket)
+        : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(handler), turn_(turn), sink_(sink),
+          streams_(streams), limits_(limits), ticket_(std::move(ticket)), in_(initial_buffer) {}
 
     void start() {
         std::error_code ec;
-        ctx_.via = transport::tcp;
         const auto local = socket_.local_endpoint(ec);
         const auto remote = socket_.remote_endpoint(ec);
         if (ec) return; // already gone
+        ctx_.via = transport::tcp;
         ctx_.local = to_address(local);
         ctx_.remote = to_address(remote);
         socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+        id_ = streams_.add(weak_from_this());
+        ctx_.socket = id_;
         deadline_ = clock::now() + limits_.tcp_idle_timeout;
         auto self = shared_from_this();
         asio::co_spawn(socket_.get_executor(), [self] { return self->read_loop(); }, asio::detached);
         asio::co_spawn(socket_.get_executor(), [self] { return self->watchdog(); }, asio::detached);
     }
 
+    // Everything this connection sends passes here: answers and relayed data, in order.
+    void deliver(std::span<const std::uint8_t> bytes) override {
+        if (closed_) return;
+        if (pending_.size() + bytes.size() > limits_.tcp_buffer_bytes) {
+            log_.at(log_level::warn, "tcp {}: client reads too slowly ({} bytes queued), closing", ctx_.remote,
+                    pending_.size());
+            close();
+            return;
+        }
+        pending_.insert(pending_.end(), bytes.begin(), bytes.end());
+        if (!writing_) {
+            writing_ = true;
+            auto self = shared_from_this();
+            asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
+        }
+    }
+
 private:
+    asio::awaitable<void> write_loop() {
+        while (!pending_.empty() && !closed_) {
+            std::swap(pending_, sending_);
+            auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(sending_), use_tuple);
+            sending_.clear();
+            if (ec) {
+                close();
+                break;
+            }
+        }
+        writing_ = false;
+    }
+
     asio::awaitable<void> read_loop() {
         std::size_t used = 0;
-        for (;;) {
-            auto [ec, n] = co_await socket_.async_read_some(
-                asio::buffer(in_.data() + used, in_.size() - used), use_tuple);
+        std::array<std::uint8_t, 2048> reply_buffer{};
+        while (!closed_) {
+            auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_.data() + used, in_.size() - used),
+                                                            use_tuple);
             if (ec) break;
             used += n;
             std::size_t off = 0;
-            std::size_t out_len = 0;
             bool bad = false;
             for (;;) {
                 const auto r = protocol::next_frame({in_.data() + off, used - off}, max_frame);
@@ -71,23 +105,18 @@ private:
                 const std::span<const std::uint8_t> frame(in_.data() + off, r.size);
                 off += r.size;
                 deadline_ = clock::now() + limits_.tcp_idle_timeout;
-                if (protocol::classify(frame[0]) != protocol::packet_kind::stun) continue;
-                if (out_.size() - out_len < 2048) {
-                    co_await asio::async_write(socket_, asio::buffer(out_.data(), out_len),
-                                               use_tuple);
-                    out_len = 0;
+                if (protocol::classify(frame[0]) == protocol::packet_kind::channel_data) {
+                    if (turn_ != nullptr) turn_->handle_channel_data(ctx_, frame, sink_);
+                    continue;
                 }
-                const reply rep = handler_.handle(ctx_, frame, {out_.data() + out_len, out_.size() - out_len});
-                out_len += rep.size;
+                const reply rep = handler_.handle(ctx_, frame, reply_buffer, &sink_);
+                if (rep.size != 0) deliver({reply_buffer.data(), rep.size});
+                if (closed_) break;
             }
-            if (out_len != 0) {
-                auto [wec, wn] = co_await asio::async_write(socket_, asio::buffer(out_.data(), out_len),
-                                                            use_tuple);
-                if (wec) break;
-            }
+            // Relayed payloads point into in_: send them before it moves.
+            sink_.flush();
             if (bad) {
-                log_.at(log_level::debug, "tcp {}: closing, the stream is not STUN framing",
-                        ctx_.remote);
+                log_.at(log_level::debug, "tcp {}: closing, the stream is not STUN framing", ctx_.remote);
                 break;
             }
             std::memmove(in_.data(), in_.data() + off, used - off);
@@ -100,21 +129,29 @@ private:
         close();
     }
 
+    // Closes a connection that completed no message for tcp_idle_timeout, unless it carries an
+    // allocation: then the allocation's own lifetime decides.
     asio::awaitable<void> watchdog() {
-        while (socket_.is_open()) {
+        while (!closed_) {
             timer_.expires_at(deadline_);
             co_await timer_.async_wait(use_tuple);
-            if (!socket_.is_open()) break;
-            if (clock::now() >= deadline_) {
-                log::debug("tcp {}: idle for {}s, closing", ctx_.remote,
-                           limits_.tcp_idle_timeout.count());
-                close();
-                break;
+            if (closed_) break;
+            if (clock::now() < deadline_) continue;
+            if (turn_ != nullptr && turn_->has_allocation({ctx_.remote, ctx_.local, ctx_.via})) {
+                deadline_ = clock::now() + limits_.tcp_idle_timeout;
+                continue;
             }
+            log::debug("tcp {}: idle for {}s, closing", ctx_.remote, limits_.tcp_idle_timeout.count());
+            close();
         }
     }
 
     void close() {
+        if (closed_) return;
+        closed_ = true;
+        streams_.remove(id_);
+        // RFC 8656 §7: the allocation lives on this connection and ends with it.
+        if (turn_ != nullptr) turn_->client_closed({ctx_.remote, ctx_.local, ctx_.via});
         std::error_code ec;
         socket_.shutdown(asio::socket_base::shutdown_both, ec);
         socket_.close(ec);
@@ -124,20 +161,29 @@ private:
     asio::ip::tcp::socket socket_;
     asio::steady_timer timer_;
     stun_handler& handler_;
+    turn_handler* turn_;
+    packet_sink& sink_;
+    stream_registry& streams_;
     const limits_config& limits_;
     connection_limiter::ticket ticket_; ///< our place under the connection caps
     request_context ctx_;
+    int id_ = 0;
     clock::time_point deadline_;
     std::vector<std::uint8_t> in_;
-    std::vector<std::uint8_t> out_;
+    std::vector<std::uint8_t> pending_; ///< queued to send
+    std::vector<std::uint8_t> sending_; ///< being written now
+    bool writing_ = false;
+    bool closed_ = false;
     inline static thread_local log::throttle log_{5};
 };
 
 } // namespace
 
 tcp_listener::tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
-                           stun_handler& handler, const limits_config& limits, connection_limiter& limiter)
-    : acceptor_(io), bound_(bound), handler_(handler), limits_(limits), limiter_(limiter) {
+                           stun_handler& handler, const limits_config& limits, connection_limiter& limiter,
+                           turn_handler* turn, packet_sink& sink, stream_registry& streams)
+    : acceptor_(io), bound_(bound), handler_(handler), limits_(limits), limiter_(limiter), turn_(turn), sink_(sink),
+      streams_(streams) {
     acceptor_.assign(bound.ip.family == protocol::address_family::ipv4 ? asio::ip::tcp::v4()
                                                                        : asio::ip::tcp::v6(),
                      fd);
@@ -170,7 +216,8 @@ asio::awaitable<void> tcp_listener::accept_loop() {
             socket.close(pec);
             continue;
         }
-        std::make_shared<tcp_connection>(std::move(socket), handler_, limits_, std::move(ticket))->start();
+        std::make_shared<tcp_connection>(std::move(socket), handler_, turn_, sink_, streams_, limits_, std::move(ticket))
+            ->start();
     }
 }
 

@@ -675,6 +675,12 @@ void turn_handler::handle_peer(int handle, const transport_address& peer, std::s
     ++stats_.relayed_to_client;
 }
 
+void turn_handler::client_closed(const five_tuple& tuple) {
+    if (allocation* a = table_.find(tuple, clock_.now())) table_.erase(*a);
+}
+
+bool turn_handler::has_allocation(const five_tuple& tuple) { return table_.find(tuple, clock_.now()) != nullptr; }
+
 void turn_handler::sweep() {
     const auto now = clock_.now();
     const auto before = table_.size();

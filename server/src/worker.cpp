@@ -49,7 +49,8 @@ worker::worker(const config& cfg, unsigned index, connection_limiter& connection
             if (l.tcp) {
                 if (index_ == 0) net::ensure_unused(a, SOCK_STREAM);
                 tcp_.push_back(std::make_unique<tcp_listener>(io_, net::listen_tcp(a, 1024), a,
-                                                              handler_, cfg_.limits, connections));
+                                                              handler_, cfg_.limits, connections,
+                                                              turn_.get(), sink_, streams_));
             }
         } catch (const std::system_error& e) {
             if (!ipv6_missing(e, a)) throw;

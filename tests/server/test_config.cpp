@@ -174,6 +174,7 @@ TEST_CASE("TURN is off without credentials, and the shipped file keeps it off") 
     CHECK(shipped.turn.nonce_lifetime == defaults.turn.nonce_lifetime);
     CHECK(shipped.limits.max_tcp_connections == defaults.limits.max_tcp_connections);
     CHECK(shipped.limits.max_tcp_connections_per_ip == defaults.limits.max_tcp_connections_per_ip);
+    CHECK(shipped.limits.tcp_buffer_bytes == defaults.limits.tcp_buffer_bytes);
     CHECK(shipped.limits.allocations_per_user == defaults.limits.allocations_per_user);
     CHECK(shipped.limits.allocations_total == defaults.limits.allocations_total);
     CHECK(shipped.limits.permissions_per_allocation == defaults.limits.permissions_per_allocation);

@@ -38,6 +38,7 @@ struct limits_config {
     std::chrono::seconds tcp_idle_timeout{30};
     unsigned max_tcp_connections = 10000;      ///< in total; more are closed at accept
     unsigned max_tcp_connections_per_ip = 100; ///< from one source IP address
+    std::size_t tcp_buffer_bytes = 262144;     ///< unsent bytes a connection may queue before it is cut
     unsigned allocations_per_user = 64;       ///< 486 beyond this (0: no limit)
     unsigned allocations_total = 50000;       ///< 508 beyond this (0: no limit)
     unsigned permissions_per_allocation = 64; ///< 508 beyond this

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "ferry/server/asio.hpp"
+#include "ferry/server/stream_registry.hpp"
 #include "ferry/server/turn_handler.hpp"
 #include "ferry/server/udp_batch.hpp"
 
@@ -12,17 +13,19 @@
 namespace ferry::server {
 
 /// packet_sink over a worker's udp_batch: to_peer and to_client queue datagrams that the next
-/// flush sends with sendmmsg.
+/// flush sends with sendmmsg; data for clients on streams goes to their connection.
 class batch_sink final : public packet_sink {
 public:
-    explicit batch_sink(udp_batch& batch) : batch_(batch) {}
+    batch_sink(udp_batch& batch, const stream_registry& streams) : batch_(batch), streams_(streams) {}
     std::span<std::uint8_t> buffer() override;
     void to_peer(int relay_handle, const protocol::transport_address& peer,
                  std::span<const std::uint8_t> bytes) override;
     void to_client(const client_route& route, std::span<const std::uint8_t> bytes) override;
+    void flush() override { batch_.flush(); }
 
 private:
     udp_batch& batch_;
+    const stream_registry& streams_;
 };
 
 class relay_socket : public std::enable_shared_from_this<relay_socket> {

@@ -1,11 +1,15 @@
-// STUN over TCP (RFC 8489 §6.2.2): accepts connections on a SO_REUSEPORT socket and runs one
-// coroutine per connection that frames the stream (protocol/framer.hpp), answers each STUN
-// message, and closes the connection on a bad frame or after the idle timeout.
+// STUN and TURN over TCP (RFC 8489 §6.2.2, RFC 8656 §3.1): accepts connections on a
+// SO_REUSEPORT socket; each connection frames its stream (protocol/framer.hpp), answers STUN,
+// relays ChannelData, and sends everything (answers and relayed data) through one bounded
+// queue. A bad frame, an idle connection without an allocation, or a client that stops
+// reading ends the connection, and with it its allocation.
 #pragma once
 
 #include "ferry/server/config.hpp"
 #include "ferry/server/connection_limiter.hpp"
+#include "ferry/server/stream_registry.hpp"
 #include "ferry/server/stun_handler.hpp"
+#include "ferry/server/turn_handler.hpp"
 
 #include "ferry/server/asio.hpp"
 
@@ -15,7 +19,8 @@ class tcp_listener {
 public:
     /// Takes ownership of `fd`, a listening TCP socket (see net::listen_tcp).
     tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
-                 stun_handler& handler, const limits_config& limits, connection_limiter& limiter);
+                 stun_handler& handler, const limits_config& limits, connection_limiter& limiter,
+                 turn_handler* turn, packet_sink& sink, stream_registry& streams);
 
     void start();
     const protocol::transport_address& bound() const { return bound_; }
@@ -28,6 +33,9 @@ private:
     stun_handler& handler_;
     const limits_config& limits_;
     connection_limiter& limiter_;
+    turn_handler* turn_;
+    packet_sink& sink_;
+    stream_registry& streams_;
     log::throttle log_{5};
 };
 

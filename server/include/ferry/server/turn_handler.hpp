@@ -91,6 +91,8 @@ public:
     virtual void to_peer(int relay_handle, const protocol::transport_address& peer,
                          std::span<const std::uint8_t> bytes) = 0;
     virtual void to_client(const client_route& route, std::span<const std::uint8_t> bytes) = 0;
+    /// Sends what is queued now (before the bytes handed to to_peer may change).
+    virtual void flush() {}
 };
 
 /// Time as the handler sees it: monotonic for lifetimes, unix seconds for nonces and REST.
@@ -138,6 +140,11 @@ public:
     /// A datagram a peer sent to relay socket `handle` (RFC 8656 §11.3, §12.7).
     void handle_peer(int handle, const protocol::transport_address& peer,
                      std::span<const std::uint8_t> payload, packet_sink& sink);
+
+    /// The client's stream connection closed: its allocation ends with it (RFC 8656 §7).
+    void client_closed(const five_tuple& tuple);
+    /// True while the 5-tuple has a live allocation.
+    bool has_allocation(const five_tuple& tuple);
 
     /// Expires allocations, permissions, channels and reservations.
     void sweep();

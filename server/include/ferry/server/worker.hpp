@@ -75,7 +75,8 @@ private:
     std::vector<std::unique_ptr<udp_listener>> udp_;
     std::vector<std::unique_ptr<tcp_listener>> tcp_;
     std::vector<std::unique_ptr<nat_set>> nat_sets_;
-    batch_sink sink_{batch_};
+    stream_registry streams_;
+    batch_sink sink_{batch_, streams_};
     std::mt19937 rng_;
     std::unordered_map<int, std::shared_ptr<relay_socket>> relays_;
     system_turn_clock clock_;

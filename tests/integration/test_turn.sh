@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# TURN over UDP with clients we did not write: coturn's turnutils_uclient relaying to
-# turnutils_peer through ferry, with static long-term credentials and with TURN REST
-# credentials, with and without channels, over IPv4 and IPv6. Every run must report zero lost
-# packets. Then the peer policy under the default configuration: CreatePermission for each
+# TURN with clients we did not write: coturn's turnutils_uclient relaying to turnutils_peer
+# through ferry, with static long-term credentials and with TURN REST credentials, with and
+# without channels, over UDP and TCP, IPv4 and IPv6. Every run must report zero lost packets,
+# and an allocation made over TCP must end when its connection closes. Then the peer policy under the default configuration: CreatePermission for each
 # forbidden address class gets 403, from an independent client that sends nothing to any peer.
 . "$(dirname "$0")/lib.sh"
 
@@ -55,6 +55,22 @@ if [ -n "$V6" ]; then
     run_uclient "IPv6, Send/Data" -u ninefingers -w youhavetoberealistic -e ::1 ::1
     run_uclient "IPv6, channels" -c -u ninefingers -w youhavetoberealistic -e ::1 ::1
 fi
+
+run_uclient "TCP, Send/Data" -t -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
+run_uclient "TCP, channels" -t -c -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
+run_uclient "TCP, REST credentials, channels" -t -c -u bayaz -W logen -e 127.0.0.1 127.0.0.1
+if [ -n "$V6" ]; then
+    run_uclient "TCP over IPv6, channels" -t -c -u ninefingers -w youhavetoberealistic -e ::1 ::1
+fi
+sleep 0.5
+tcp_clients=$(sed -n 's/.*allocation created: .* client \(.*\) over tcp,.*/\1/p' "$WORK/ferry.log")
+[ -n "$tcp_clients" ] || fail "no allocation was made over TCP"
+for c in $tcp_clients; do
+    # (grep -c, not -q: an early exit would kill the first grep and fail the pipe.)
+    [ "$(grep -F "allocation ended:" "$WORK/ferry.log" | grep -cF "client $c ")" -gt 0 ] ||
+        fail "the TCP allocation of $c outlived its connection"
+done
+pass "every TCP allocation ($(wc -w <<<"$tcp_clients")) ended with its connection"
 
 # A wrong password gets nowhere, and the server says so once per attempt at info level.
 out=$(timeout 20 turnutils_uclient -p "$PORT" -n 5 -m 1 -u ninefingers -w wrong -e 127.0.0.1 -r "$PEER" 127.0.0.1 2>&1) || true

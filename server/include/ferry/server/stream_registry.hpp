@@ -1,0 +1,39 @@
+// A worker's stream connections (TCP now, TLS later) by id, so relayed data for a client that
+// came over a stream finds its connection. Ids count up and are not reused while the process
+// runs, so a closed connection's id can never reach a newer one (file descriptors would).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <unordered_map>
+
+namespace ferry::server {
+
+class stream_client {
+public:
+    virtual ~stream_client() = default;
+    /// Queues bytes for the client. Over the connection's buffer cap, the connection is closed.
+    virtual void deliver(std::span<const std::uint8_t> bytes) = 0;
+};
+
+class stream_registry {
+public:
+    int add(std::weak_ptr<stream_client> client) {
+        const int id = next_;
+        next_ = next_ == INT32_MAX ? 1 : next_ + 1;
+        clients_[id] = std::move(client);
+        return id;
+    }
+    void remove(int id) { clients_.erase(id); }
+    std::shared_ptr<stream_client> find(int id) const {
+        auto it = clients_.find(id);
+        return it == clients_.end() ? nullptr : it->second.lock();
+    }
+
+private:
+    int next_ = 1;
+    std::unordered_map<int, std::weak_ptr<stream_client>> clients_;
+};
+
+} // namespace ferry::server
