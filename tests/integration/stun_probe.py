@@ -7,6 +7,13 @@ but Python's struct module (it shares no code with ferry). Subcommands:
            valid Binding request that must still be answered
   stall    --host H --port P --bytes N                  TCP: send N bytes of a frame, then
            wait; prints the seconds until the server closes the connection
+  slowreader --host H --port P --user U --password W
+           TURN over TCP: allocate, bind a channel to a local UDP peer, flood the relayed
+           address from that peer (bounded) without ever reading; prints "closed" when the
+           server cuts the connection off
+  idle     --host H --port P --count N --bytes B
+           opens N TCP connections, sends B bytes of a partial frame on each (0: nothing),
+           and prints how many the server closed, and after how many seconds
   permit   --host H --port P --user U --password W --peer A [--peer B ...]
            TURN: allocate with long-term credentials, then one CreatePermission per peer;
            prints "PEER CODE" per line (200 for success). Sends nothing to any peer.
@@ -212,6 +219,103 @@ def permit(args) -> None:
         print(peer, 200 if r["type"] == 0x0108 else r.get("error"))
 
 
+def tcp_transact(s, msg: bytes, txid: bytes) -> dict:
+    s.sendall(msg)
+    head = b""
+    while len(head) < 20:
+        chunk = s.recv(20 - len(head))
+        if not chunk:
+            raise SystemExit("connection closed")
+        head += chunk
+    body = b""
+    need = struct.unpack("!H", head[2:4])[0]
+    while len(body) < need:
+        chunk = s.recv(need - len(body))
+        if not chunk:
+            raise SystemExit("connection closed")
+        body += chunk
+    data = head + body
+    r = parse_response(data, txid)
+    pos, attrs = 20, {}
+    while pos < len(data):
+        atype, alen = struct.unpack("!HH", data[pos:pos + 4])
+        attrs[atype] = data[pos + 4:pos + 4 + alen]
+        pos += 4 + ((alen + 3) & ~3)
+    r["attrs"] = attrs
+    return r
+
+
+def slowreader(args) -> None:
+    s = socket.create_connection((args.host, args.port), timeout=5)
+    txid = os.urandom(12)
+    body = attr(0x0019, bytes([17, 0, 0, 0]))
+    first = tcp_transact(s, struct.pack("!HHI", 0x0003, len(body), COOKIE) + txid + body, txid)
+    realm, nonce = first["attrs"][0x0014], first["attrs"][0x0015]
+    key = hashlib.md5(args.user.encode() + b":" + realm + b":" + args.password.encode()).digest()
+    creds = attr(0x0006, args.user.encode()) + attr(0x0014, realm) + attr(0x0015, nonce)
+    msg, txid = signed(0x0003, body + creds, key)
+    r = tcp_transact(s, msg, txid)
+    if r["type"] != 0x0103:
+        raise SystemExit(f"Allocate over TCP failed: {r.get('error')}")
+    relayed = r["attrs"][0x0016]
+    rport = struct.unpack("!H", relayed[2:4])[0] ^ (COOKIE >> 16)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    ptx = os.urandom(12)
+    pbody = attr(0x000C, struct.pack("!HH", 0x4000, 0)) + xor_peer("127.0.0.1", peer.getsockname()[1], ptx) + creds
+    head = struct.pack("!HHI", 0x0009, len(pbody) + 24, COOKIE) + ptx
+    mac = hmac.new(key, head + pbody, hashlib.sha1).digest()
+    r = tcp_transact(s, head + pbody + attr(0x0008, mac), ptx)
+    if r["type"] != 0x0109:
+        raise SystemExit(f"ChannelBind failed: {r.get('error')}")
+    # Flood the relayed address and never read the TCP side (bounded: 20000 datagrams).
+    payload = os.urandom(1200)
+    for i in range(20000):
+        try:
+            peer.sendto(payload, ("127.0.0.1", rport))
+        except OSError:
+            pass
+        if i % 2000 == 1999:
+            time.sleep(0.05)
+    # Now read: a server that cut us off has closed the stream after what it had queued.
+    s.settimeout(5)
+    total = 0
+    try:
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                print(f"closed after {total} bytes")
+                return
+            total += len(chunk)
+    except (ConnectionResetError, socket.timeout) as e:
+        print(f"closed after {total} bytes" if isinstance(e, ConnectionResetError) else f"still open after {total} bytes")
+
+
+def idle(args) -> None:
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.count + 100)), hard))
+    conns = [socket.create_connection((args.host, args.port), timeout=5) for _ in range(args.count)]
+    frame = struct.pack("!HHI", 0x0001, 0x0100, COOKIE) + os.urandom(12)
+    for c in conns:
+        if args.bytes:
+            c.sendall(frame[: args.bytes])
+        c.setblocking(False)
+    start = time.monotonic()
+    open_ = set(range(len(conns)))
+    while open_ and time.monotonic() - start < 15:
+        for i in list(open_):
+            try:
+                if conns[i].recv(10) == b"":
+                    open_.discard(i)
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                open_.discard(i)
+        time.sleep(0.1)
+    print(f"closed={len(conns) - len(open_)} of={len(conns)} seconds={time.monotonic() - start:.1f}")
+
+
 def stall(args) -> None:
     req, _ = binding_request()
     frame = struct.pack("!HHI", 0x0001, 0xFFFC, COOKIE) + req[8:20]  # declares 65532 bytes
@@ -229,7 +333,7 @@ def stall(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["binding", "garbage", "stall", "permit"])
+    ap.add_argument("command", choices=["binding", "garbage", "stall", "permit", "slowreader", "idle"])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tcp", action="store_true")
@@ -240,7 +344,8 @@ def main() -> None:
     ap.add_argument("--password", default="")
     ap.add_argument("--peer", action="append", default=[])
     args = ap.parse_args()
-    {"binding": binding, "garbage": garbage, "stall": stall, "permit": permit}[args.command](args)
+    {"binding": binding, "garbage": garbage, "stall": stall, "permit": permit, "slowreader": slowreader,
+     "idle": idle}[args.command](args)
 
 
 main()
