@@ -92,7 +92,8 @@ listen_config parse_listener(const reader& r, const YAML::Node& n) {
             const auto s = r.text(item, "listen.transports");
             if (s == "udp") l.udp = true;
             else if (s == "tcp") l.tcp = true;
-            else r.fail(item, fmt::format("unknown transport '{}' (udp or tcp)", s));
+            else if (s == "tls") l.tls = true;
+            else r.fail(item, fmt::format("unknown transport '{}' (udp, tcp or tls)", s));
         }
     }
     return l;
@@ -190,6 +191,11 @@ void parse_turn(const reader& r, const YAML::Node& n, turn_config& t) {
 
 void validate(const reader& r, const YAML::Node& root, config& c) {
     if (c.listen.empty()) r.fail(root, "'listen' names no listener");
+    const bool any_tls = std::any_of(c.listen.begin(), c.listen.end(), [](const listen_config& l) { return l.tls; });
+    if (any_tls && (c.tls.certificate.empty() || c.tls.private_key.empty()))
+        r.fail(root["listen"], "a 'tls' listener needs tls.certificate and tls.private_key");
+    for (const auto& l : c.listen)
+        if (l.tls && l.tcp) r.fail(root["listen"], fmt::format("port {} cannot serve both tcp and tls", l.port));
     if (c.nat_discovery.alternate_address) {
         const auto& alt = *c.nat_discovery.alternate_address;
         if (alt.is_unspecified())
@@ -211,7 +217,7 @@ config parse_root(const reader& r, const YAML::Node& root) {
         c.listen = config::default_listeners();
         return c;
     }
-    r.only_keys(root, "", {"threads", "software", "listen", "nat_discovery", "turn", "limits", "log"});
+    r.only_keys(root, "", {"threads", "software", "listen", "nat_discovery", "tls", "turn", "limits", "log"});
 
     if (const auto& n = root["threads"]) {
         if (n.IsScalar() && n.Scalar() == "auto") c.threads = 0;
@@ -239,14 +245,22 @@ config parse_root(const reader& r, const YAML::Node& root) {
             c.nat_discovery.alternate_port =
                 r.number<std::uint16_t>(n["alternate_port"], "nat_discovery.alternate_port", 1, 65535);
     }
+    if (const auto& n = root["tls"]) {
+        r.only_keys(n, "tls", {"certificate", "private_key"});
+        if (n["certificate"]) c.tls.certificate = r.text(n["certificate"], "tls.certificate");
+        if (n["private_key"]) c.tls.private_key = r.text(n["private_key"], "tls.private_key");
+    }
     if (const auto& n = root["turn"]) parse_turn(r, n, c.turn);
     if (const auto& n = root["limits"]) {
-        r.only_keys(n, "limits", {"tcp_idle_timeout", "max_tcp_connections", "max_tcp_connections_per_ip", "tcp_buffer_bytes",
+        r.only_keys(n, "limits", {"tcp_idle_timeout", "tls_handshake_timeout", "max_tcp_connections", "max_tcp_connections_per_ip", "tcp_buffer_bytes",
                                   "allocations_per_user", "allocations_total",
                                   "permissions_per_allocation", "channels_per_allocation"});
         if (n["tcp_idle_timeout"])
             c.limits.tcp_idle_timeout = std::chrono::seconds(
                 r.number<unsigned>(n["tcp_idle_timeout"], "limits.tcp_idle_timeout", 1, 86400));
+        if (n["tls_handshake_timeout"])
+            c.limits.tls_handshake_timeout = std::chrono::seconds(
+                r.number<unsigned>(n["tls_handshake_timeout"], "limits.tls_handshake_timeout", 1, 600));
         if (n["max_tcp_connections"])
             c.limits.max_tcp_connections = r.number<unsigned>(n["max_tcp_connections"], "limits.max_tcp_connections", 1, 10000000);
         if (n["max_tcp_connections_per_ip"])

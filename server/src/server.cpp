@@ -1,10 +1,13 @@
 #include "ferry/server/server.hpp"
 
 #include "ferry/server/log.hpp"
+#include "ferry/server/tls_context.hpp"
 #include "ferry/server/worker.hpp"
 
 #include "ferry/server/asio.hpp"
 
+#include <algorithm>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -53,9 +56,12 @@ void run(config cfg) {
 
     auto turn = make_turn_context(cfg);
     connection_limiter connections(cfg.limits.max_tcp_connections, cfg.limits.max_tcp_connections_per_ip);
+    std::unique_ptr<tls_context_holder> tls;
+    if (std::any_of(cfg.listen.begin(), cfg.listen.end(), [](const listen_config& l) { return l.tls; }))
+        tls = std::make_unique<tls_context_holder>(cfg.tls); // throws, naming the file, if it cannot load
     std::vector<std::unique_ptr<worker>> workers;
     workers.reserve(threads);
-    for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<worker>(cfg, i, connections, turn.get()));
+    for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<worker>(cfg, i, connections, turn.get(), tls.get()));
 
     std::string where;
     for (const auto& d : workers.front()->describe()) where += (where.empty() ? "" : ", ") + d;
@@ -71,12 +77,25 @@ void run(config cfg) {
     }
 
     asio::io_context signals_io(1);
-    asio::signal_set signals(signals_io, SIGINT, SIGTERM);
-    signals.async_wait([&](const std::error_code& ec, int sig) {
+    asio::signal_set signals(signals_io, SIGINT, SIGTERM, SIGHUP);
+    std::function<void(const std::error_code&, int)> on_signal = [&](const std::error_code& ec, int sig) {
         if (ec) return;
+        if (sig == SIGHUP) {
+            // New TLS connections get the reloaded certificate; established ones keep theirs.
+            if (tls) {
+                const auto error = tls->reload();
+                if (error.empty()) log::info("SIGHUP: TLS certificate reloaded from {}", cfg.tls.certificate);
+                else log::error("SIGHUP: TLS certificate not reloaded, keeping the old one: {}", error);
+            } else {
+                log::info("SIGHUP: nothing to reload");
+            }
+            signals.async_wait(on_signal);
+            return;
+        }
         log::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
         for (auto& w : workers) w->stop();
-    });
+    };
+    signals.async_wait(on_signal);
 
     std::vector<std::thread> pool;
     pool.reserve(threads);

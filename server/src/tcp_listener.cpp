@@ -5,6 +5,7 @@
 #include "ferry/server/net.hpp"
 
 #include <array>
+#include <type_traits>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -26,26 +27,36 @@ protocol::transport_address to_address(const asio::ip::tcp::endpoint& e) {
     return net::from_sockaddr(ss);
 }
 
-class tcp_connection final : public stream_client, public std::enable_shared_from_this<tcp_connection> {
+using tls_stream = asio::ssl::stream<asio::ip::tcp::socket>;
+
+// One client connection over plain TCP (Stream = tcp::socket) or TLS (Stream = tls_stream).
+template <class Stream>
+class stream_connection final : public stream_client, public std::enable_shared_from_this<stream_connection<Stream>> {
+    static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
 public:
-    tcp_connection(asio::ip::tcp::socket socket, stun_handler& handler, turn_handler* turn, packet_sink& sink,
-                   stream_registry& streams, const limits_config& limits, connection_limiter::ticket ticket)
-        : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(handler), turn_(turn), sink_(sink),
-          streams_(streams), limits_(limits), ticket_(std::move(ticket)), in_(initial_buffer) {}
+    stream_connection(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> tls, stun_handler& handler,
+                      turn_handler* turn, packet_sink& sink, stream_registry& streams, const limits_config& limits,
+                      connection_limiter::ticket ticket)
+        : tls_(std::move(tls)), socket_(make_stream(std::move(socket), tls_.get())), timer_(socket_.get_executor()),
+          handler_(handler), turn_(turn), sink_(sink), streams_(streams), limits_(limits), ticket_(std::move(ticket)),
+          in_(initial_buffer) {}
 
     void start() {
         std::error_code ec;
-        const auto local = socket_.local_endpoint(ec);
-        const auto remote = socket_.remote_endpoint(ec);
+        auto& tcp = lowest();
+        const auto local = tcp.local_endpoint(ec);
+        const auto remote = tcp.remote_endpoint(ec);
         if (ec) return; // already gone
-        ctx_.via = transport::tcp;
+        ctx_.via = is_tls ? transport::tls : transport::tcp;
         ctx_.local = to_address(local);
         ctx_.remote = to_address(remote);
-        socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-        id_ = streams_.add(weak_from_this());
+        tcp.set_option(asio::ip::tcp::no_delay(true), ec);
+        id_ = streams_.add(this->weak_from_this());
         ctx_.socket = id_;
-        deadline_ = clock::now() + limits_.tcp_idle_timeout;
-        auto self = shared_from_this();
+        // A TLS client must finish its handshake first, and sooner.
+        deadline_ = clock::now() + (is_tls ? limits_.tls_handshake_timeout : limits_.tcp_idle_timeout);
+        auto self = this->shared_from_this();
         asio::co_spawn(socket_.get_executor(), [self] { return self->read_loop(); }, asio::detached);
         asio::co_spawn(socket_.get_executor(), [self] { return self->watchdog(); }, asio::detached);
     }
@@ -54,20 +65,29 @@ public:
     void deliver(std::span<const std::uint8_t> bytes) override {
         if (closed_) return;
         if (pending_.size() + bytes.size() > limits_.tcp_buffer_bytes) {
-            log_.at(log_level::warn, "tcp {}: client reads too slowly ({} bytes queued), closing", ctx_.remote,
-                    pending_.size());
+            log_.at(log_level::warn, "{} {}: client reads too slowly ({} bytes queued), closing", to_string(ctx_.via),
+                    ctx_.remote, pending_.size());
             close();
             return;
         }
         pending_.insert(pending_.end(), bytes.begin(), bytes.end());
         if (!writing_) {
             writing_ = true;
-            auto self = shared_from_this();
+            auto self = this->shared_from_this();
             asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
         }
     }
 
 private:
+    static Stream make_stream(asio::ip::tcp::socket socket, asio::ssl::context* tls) {
+        if constexpr (is_tls) return Stream(std::move(socket), *tls);
+        else return std::move(socket);
+    }
+    asio::ip::tcp::socket& lowest() {
+        if constexpr (is_tls) return socket_.next_layer();
+        else return socket_;
+    }
+
     asio::awaitable<void> write_loop() {
         while (!pending_.empty() && !closed_) {
             std::swap(pending_, sending_);
@@ -82,6 +102,15 @@ private:
     }
 
     asio::awaitable<void> read_loop() {
+        if constexpr (is_tls) {
+            auto [ec] = co_await socket_.async_handshake(asio::ssl::stream_base::server, use_tuple);
+            if (ec) {
+                log_.at(log_level::debug, "tls {}: handshake failed: {}", ctx_.remote, ec.message());
+                close();
+                co_return;
+            }
+            deadline_ = clock::now() + limits_.tcp_idle_timeout;
+        }
         std::size_t used = 0;
         std::array<std::uint8_t, 2048> reply_buffer{};
         while (!closed_) {
@@ -116,7 +145,8 @@ private:
             // Relayed payloads point into in_: send them before it moves.
             sink_.flush();
             if (bad) {
-                log_.at(log_level::debug, "tcp {}: closing, the stream is not STUN framing", ctx_.remote);
+                log_.at(log_level::debug, "{} {}: closing, the stream is not STUN framing", to_string(ctx_.via),
+                        ctx_.remote);
                 break;
             }
             std::memmove(in_.data(), in_.data() + off, used - off);
@@ -141,7 +171,7 @@ private:
                 deadline_ = clock::now() + limits_.tcp_idle_timeout;
                 continue;
             }
-            log::debug("tcp {}: idle for {}s, closing", ctx_.remote, limits_.tcp_idle_timeout.count());
+            log::debug("{} {}: idle, closing", to_string(ctx_.via), ctx_.remote);
             close();
         }
     }
@@ -153,12 +183,13 @@ private:
         // RFC 8656 §7: the allocation lives on this connection and ends with it.
         if (turn_ != nullptr) turn_->client_closed({ctx_.remote, ctx_.local, ctx_.via});
         std::error_code ec;
-        socket_.shutdown(asio::socket_base::shutdown_both, ec);
-        socket_.close(ec);
+        lowest().shutdown(asio::socket_base::shutdown_both, ec);
+        lowest().close(ec);
         timer_.cancel();
     }
 
-    asio::ip::tcp::socket socket_;
+    std::shared_ptr<asio::ssl::context> tls_; ///< kept while the connection lives (SIGHUP swaps)
+    Stream socket_;
     asio::steady_timer timer_;
     stun_handler& handler_;
     turn_handler* turn_;
@@ -181,9 +212,10 @@ private:
 
 tcp_listener::tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
                            stun_handler& handler, const limits_config& limits, connection_limiter& limiter,
-                           turn_handler* turn, packet_sink& sink, stream_registry& streams)
+                           turn_handler* turn, packet_sink& sink, stream_registry& streams,
+                           tls_context_holder* tls)
     : acceptor_(io), bound_(bound), handler_(handler), limits_(limits), limiter_(limiter), turn_(turn), sink_(sink),
-      streams_(streams) {
+      streams_(streams), tls_(tls) {
     acceptor_.assign(bound.ip.family == protocol::address_family::ipv4 ? asio::ip::tcp::v4()
                                                                        : asio::ip::tcp::v6(),
                      fd);
@@ -211,13 +243,20 @@ asio::awaitable<void> tcp_listener::accept_loop() {
         if (pec) continue;
         auto ticket = limiter_.admit(to_address(peer).ip);
         if (!ticket) {
-            log_.at(log_level::warn, "tcp {}: refusing a connection from {}: connection limit reached", bound_,
+            log_.at(log_level::warn, "{} {}: refusing a connection from {}: connection limit reached",
+                    tls_ != nullptr ? "tls" : "tcp", bound_,
                     to_address(peer));
             socket.close(pec);
             continue;
         }
-        std::make_shared<tcp_connection>(std::move(socket), handler_, turn_, sink_, streams_, limits_, std::move(ticket))
-            ->start();
+        if (tls_ != nullptr)
+            std::make_shared<stream_connection<tls_stream>>(std::move(socket), tls_->current(), handler_, turn_, sink_,
+                                                            streams_, limits_, std::move(ticket))
+                ->start();
+        else
+            std::make_shared<stream_connection<asio::ip::tcp::socket>>(std::move(socket), nullptr, handler_, turn_,
+                                                                       sink_, streams_, limits_, std::move(ticket))
+                ->start();
     }
 }
 

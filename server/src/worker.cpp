@@ -29,7 +29,8 @@ const listen_config* nat_primary(const config& cfg) {
 
 } // namespace
 
-worker::worker(const config& cfg, unsigned index, connection_limiter& connections, turn_context* turn)
+worker::worker(const config& cfg, unsigned index, connection_limiter& connections, turn_context* turn,
+               tls_context_holder* tls)
     : cfg_(cfg), index_(index), handler_(handler_settings{cfg.software}),
       rng_(std::random_device{}()), turn_context_(turn) {
     if (turn != nullptr) {
@@ -46,11 +47,11 @@ worker::worker(const config& cfg, unsigned index, connection_limiter& connection
             } else if (l.udp) {
                 add_udp(a);
             }
-            if (l.tcp) {
+            if (l.tcp || l.tls) {
                 if (index_ == 0) net::ensure_unused(a, SOCK_STREAM);
                 tcp_.push_back(std::make_unique<tcp_listener>(io_, net::listen_tcp(a, 1024), a,
                                                               handler_, cfg_.limits, connections,
-                                                              turn_.get(), sink_, streams_));
+                                                              turn_.get(), sink_, streams_, l.tls ? tls : nullptr));
             }
         } catch (const std::system_error& e) {
             if (!ipv6_missing(e, a)) throw;
@@ -167,7 +168,7 @@ void worker::close(int handle) {
 std::vector<std::string> worker::describe() const {
     std::vector<std::string> out;
     for (const auto& u : udp_) out.push_back("udp " + u->bound().to_string());
-    for (const auto& t : tcp_) out.push_back("tcp " + t->bound().to_string());
+    for (const auto& t : tcp_) out.push_back((t->is_tls() ? "tls " : "tcp ") + t->bound().to_string());
     return out;
 }
 

@@ -175,6 +175,8 @@ TEST_CASE("TURN is off without credentials, and the shipped file keeps it off") 
     CHECK(shipped.limits.max_tcp_connections == defaults.limits.max_tcp_connections);
     CHECK(shipped.limits.max_tcp_connections_per_ip == defaults.limits.max_tcp_connections_per_ip);
     CHECK(shipped.limits.tcp_buffer_bytes == defaults.limits.tcp_buffer_bytes);
+    CHECK(shipped.limits.tls_handshake_timeout == defaults.limits.tls_handshake_timeout);
+    CHECK(shipped.tls.certificate.empty());
     CHECK(shipped.limits.allocations_per_user == defaults.limits.allocations_per_user);
     CHECK(shipped.limits.allocations_total == defaults.limits.allocations_total);
     CHECK(shipped.limits.permissions_per_allocation == defaults.limits.permissions_per_allocation);
@@ -194,4 +196,30 @@ TEST_CASE("turn section errors name the line") {
               .starts_with("test.yaml:2: 'turn.relay_port_min' is above"));
     CHECK(error_of("turn:\n  relay_port_min: 80\n").starts_with("test.yaml:2: 'turn.relay_port_min' must be between 1024"));
     CHECK(error_of("turn:\n  static_auth_secret: x\n") == "test.yaml:2: unknown key 'static_auth_secret' in 'turn'");
+}
+
+TEST_CASE("tls listeners and the tls section") {
+    auto c = parse_config(R"(
+listen:
+  - address: 0.0.0.0
+    port: 5349
+    transports: [tls]
+tls:
+  certificate: /etc/ferry/cert.pem
+  private_key: /etc/ferry/key.pem
+limits:
+  tls_handshake_timeout: 5
+)");
+    REQUIRE(c.listen.size() == 1);
+    CHECK(c.listen[0].tls);
+    CHECK_FALSE(c.listen[0].tcp);
+    CHECK_FALSE(c.listen[0].udp);
+    CHECK(c.tls.certificate == "/etc/ferry/cert.pem");
+    CHECK(c.tls.private_key == "/etc/ferry/key.pem");
+    CHECK(c.limits.tls_handshake_timeout == std::chrono::seconds(5));
+    CHECK(error_of("listen:\n  - address: 0.0.0.0\n    transports: [tls]\n")
+              .starts_with("test.yaml:2: a 'tls' listener needs tls.certificate and tls.private_key"));
+    CHECK(error_of("listen:\n  - address: 0.0.0.0\n    transports: [tcp, tls]\ntls:\n  certificate: a\n  private_key: b\n")
+              .find("cannot serve both tcp and tls") != std::string::npos);
+    CHECK(parse_config("").limits.tls_handshake_timeout == std::chrono::seconds(10));
 }

@@ -24,6 +24,13 @@ struct listen_config {
     std::uint16_t port = 3478;
     bool udp = true;
     bool tcp = true;
+    bool tls = false; ///< TURN over TLS (turns:, RFC 8656 §3.1); port 5349 by convention
+};
+
+/// The certificate for TLS listeners. Reloaded on SIGHUP; established sessions keep theirs.
+struct tls_config {
+    std::string certificate; ///< PEM chain, leaf first
+    std::string private_key; ///< PEM key
 };
 
 /// RFC 5780 NAT behaviour discovery: a second IP address of this host (and a second port)
@@ -36,6 +43,7 @@ struct nat_discovery_config {
 struct limits_config {
     /// A TCP connection that completes no message for this long is closed.
     std::chrono::seconds tcp_idle_timeout{30};
+    std::chrono::seconds tls_handshake_timeout{10}; ///< a TLS client must finish its handshake by then
     unsigned max_tcp_connections = 10000;      ///< in total; more are closed at accept
     unsigned max_tcp_connections_per_ip = 100; ///< from one source IP address
     std::size_t tcp_buffer_bytes = 262144;     ///< unsent bytes a connection may queue before it is cut
@@ -83,6 +91,7 @@ struct config {
     std::string software = "ferry"; ///< SOFTWARE attribute; empty sends none
     std::vector<listen_config> listen;
     nat_discovery_config nat_discovery;
+    tls_config tls;
     turn_config turn;
     limits_config limits;
     log_config log;

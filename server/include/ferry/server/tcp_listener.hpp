@@ -9,6 +9,7 @@
 #include "ferry/server/connection_limiter.hpp"
 #include "ferry/server/stream_registry.hpp"
 #include "ferry/server/stun_handler.hpp"
+#include "ferry/server/tls_context.hpp"
 #include "ferry/server/turn_handler.hpp"
 
 #include "ferry/server/asio.hpp"
@@ -20,10 +21,12 @@ public:
     /// Takes ownership of `fd`, a listening TCP socket (see net::listen_tcp).
     tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
                  stun_handler& handler, const limits_config& limits, connection_limiter& limiter,
-                 turn_handler* turn, packet_sink& sink, stream_registry& streams);
+                 turn_handler* turn, packet_sink& sink, stream_registry& streams,
+                 tls_context_holder* tls = nullptr);
 
     void start();
     const protocol::transport_address& bound() const { return bound_; }
+    bool is_tls() const { return tls_ != nullptr; }
 
 private:
     asio::awaitable<void> accept_loop();
@@ -36,6 +39,7 @@ private:
     turn_handler* turn_;
     packet_sink& sink_;
     stream_registry& streams_;
+    tls_context_holder* tls_; ///< set on TLS listeners
     log::throttle log_{5};
 };
 

@@ -34,7 +34,8 @@ public:
     /// Binds every socket the configuration names. Throws std::system_error if one cannot be
     /// bound (except a wildcard IPv6 address on a host without IPv6, which is skipped).
     /// With `turn`, this worker also serves TURN.
-    worker(const config& cfg, unsigned index, connection_limiter& connections, turn_context* turn = nullptr);
+    worker(const config& cfg, unsigned index, connection_limiter& connections, turn_context* turn = nullptr,
+           tls_context_holder* tls = nullptr);
     ~worker() override;
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;

@@ -1,0 +1,35 @@
+// The TLS server context for turns: listeners (RFC 8656 §3.1): TLS 1.2 and 1.3 only, forward-
+// secret AEAD ciphers for TLS 1.2, the certificate chain and key from the configuration, and
+// ALPN "stun.turn" / "stun.nat-discovery" (RFC 7443) when the client offers them. SIGHUP
+// reloads the files; new connections get the new context, established ones keep theirs.
+#pragma once
+
+#include "ferry/server/asio.hpp"
+#include "ferry/server/config.hpp"
+
+#include <asio/ssl.hpp>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace ferry::server {
+
+class tls_context_holder {
+public:
+    /// Loads the certificate and key; throws std::runtime_error naming the file on failure.
+    explicit tls_context_holder(const tls_config& cfg);
+
+    std::shared_ptr<asio::ssl::context> current() const;
+    /// Loads the files again. On failure keeps the current context and returns why.
+    std::string reload();
+
+private:
+    static std::shared_ptr<asio::ssl::context> load(const tls_config& cfg);
+
+    tls_config cfg_;
+    mutable std::mutex mutex_;
+    std::shared_ptr<asio::ssl::context> context_;
+};
+
+} // namespace ferry::server
