@@ -81,7 +81,7 @@ public:
 private:
     static Stream make_stream(asio::ip::tcp::socket socket, asio::ssl::context* tls) {
         if constexpr (is_tls) return Stream(std::move(socket), *tls);
-        else return std::move(socket);
+        else return socket; // a by-value parameter: moved implicitly
     }
     asio::ip::tcp::socket& lowest() {
         if constexpr (is_tls) return socket_.next_layer();
