@@ -180,8 +180,13 @@ private:
         if (closed_) return;
         closed_ = true;
         streams_.remove(id_);
-        // RFC 8656 §7: the allocation lives on this connection and ends with it.
-        if (turn_ != nullptr) turn_->client_closed({ctx_.remote, ctx_.local, ctx_.via});
+        // RFC 8656 §7: the allocation lives on this connection and ends with it. Not here and
+        // now: close() can run inside the relay path (deliver() from handle_peer), which is
+        // still using that allocation. The worker's loop ends it next.
+        if (turn_ != nullptr)
+            asio::post(socket_.get_executor(), [turn = turn_, tuple = five_tuple{ctx_.remote, ctx_.local, ctx_.via}] {
+                turn->client_closed(tuple);
+            });
         std::error_code ec;
         lowest().shutdown(asio::socket_base::shutdown_both, ec);
         lowest().close(ec);

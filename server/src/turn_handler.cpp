@@ -669,10 +669,12 @@ void turn_handler::handle_peer(int handle, const transport_address& peer, std::s
         message = w.finish();
         if (message.empty()) return;
     }
-    sink.to_client(a->route, message);
     ++a->counters.to_client_packets;
     a->counters.to_client_bytes += payload.size();
     ++stats_.relayed_to_client;
+    // Last: handing the message over may end the client's connection (a reader over its
+    // buffer cap), so nothing touches the allocation after this.
+    sink.to_client(a->route, message);
 }
 
 void turn_handler::client_closed(const five_tuple& tuple) {

@@ -199,3 +199,32 @@ TEST_CASE("peer_policy canonicalises before it judges") {
     CHECK(ip_range::parse("100.64.0.0/10")->contains(*ip_address::parse("100.127.255.255")));
     CHECK_FALSE(ip_range::parse("100.64.0.0/10")->contains(*ip_address::parse("100.128.0.0")));
 }
+
+TEST_CASE("a sink that ends the client while taking its data does not pull the allocation away") {
+    // A TCP client over its buffer cap is closed from inside to_client, in the middle of
+    // handle_peer; the handler must not touch the allocation after handing the data over.
+    turn_fixture f;
+    f.allocate();
+    REQUIRE(f.create_permission({"8.8.8.8"}) == 200);
+    struct closing_sink final : packet_sink {
+        turn_handler* turn = nullptr;
+        five_tuple tuple;
+        std::vector<std::uint8_t> scratch = std::vector<std::uint8_t>(4200);
+        int delivered = 0;
+        std::span<std::uint8_t> buffer() override { return scratch; }
+        void to_peer(int, const transport_address&, std::span<const std::uint8_t>) override {}
+        void to_client(const client_route&, std::span<const std::uint8_t>) override {
+            ++delivered;
+            turn->client_closed(tuple);
+        }
+    } sink;
+    sink.turn = f.turn.get();
+    sink.tuple = {f.ctx.remote, f.ctx.local, f.ctx.via};
+    const int relay = f.relays.open_sockets.begin()->first;
+    const std::vector<std::uint8_t> payload(100, 7);
+    f.turn->handle_peer(relay, *transport_address::from("8.8.8.8", 6000), payload, sink);
+    CHECK(sink.delivered == 1);
+    CHECK(f.turn->allocations() == 0);
+    f.turn->handle_peer(relay, *transport_address::from("8.8.8.8", 6000), payload, sink);
+    CHECK(sink.delivered == 1); // gone: dropped
+}
