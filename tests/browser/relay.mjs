@@ -4,6 +4,10 @@
 // candidate at all. Usage:
 //   node relay.mjs --url turn:127.0.0.1:PORT --user U --password P
 //   node relay.mjs --url turn:127.0.0.1:PORT --rest-secret S --rest-user U
+//   node relay.mjs --url turns:... --user U --password P --expect-no-relay
+//     (gathers with the right password and checks that no relay candidate appears, e.g.
+//     because the server's certificate is not trusted)
+// For turns:, Chromium trusts what the NSS database under $HOME/.pki/nssdb trusts.
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +28,7 @@ if (arg('rest-secret')) {
 }
 const url = arg('url');
 const wrong = arg('wrong-password') ?? 'not-the-password';
+const expectNoRelay = process.argv.includes('--expect-no-relay');
 
 const profile = mkdtempSync(join(tmpdir(), 'ferry-chromium-'));
 const context = await chromium.launchPersistentContext(profile, {
@@ -44,9 +49,30 @@ const check = (ok, what) => {
   if (!ok) failed = true;
 };
 
+// Gathers candidates with `credential` and returns their types.
+const gather = (page, credential) => page.evaluate(async ({ url, username, credential }) => {
+  const pc = new RTCPeerConnection({ iceServers: [{ urls: url, username, credential }], iceTransportPolicy: 'relay' });
+  const found = [];
+  pc.onicecandidate = (e) => e.candidate && found.push(e.candidate.type);
+  pc.createDataChannel('x');
+  await pc.setLocalDescription();
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') resolve();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+    setTimeout(resolve, 15000);
+  });
+  pc.close();
+  return found;
+}, { url, username, credential });
+
 try {
   const page = await context.newPage();
   await page.goto('about:blank');
+  if (expectNoRelay) {
+    const types = await gather(page, credential);
+    check(!types.includes('relay'), `no relay candidate (got [${types.join(', ')}])`);
+    throw null; // done
+  }
 
   const result = await page.evaluate(async ({ url, username, credential }) => {
     const config = { iceServers: [{ urls: url, username, credential }], iceTransportPolicy: 'relay' };
@@ -104,23 +130,10 @@ try {
   check(result.pairB.local === 'relay' && result.pairB.remote === 'relay',
     `selected pair B is ${result.pairB.local}/${result.pairB.remote}`);
 
-  const types = await page.evaluate(async ({ url, username, wrong }) => {
-    const pc = new RTCPeerConnection({ iceServers: [{ urls: url, username, credential: wrong }], iceTransportPolicy: 'relay' });
-    const found = [];
-    pc.onicecandidate = (e) => e.candidate && found.push(e.candidate.type);
-    pc.createDataChannel('x');
-    await pc.setLocalDescription();
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') resolve();
-      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
-      setTimeout(resolve, 15000);
-    });
-    pc.close();
-    return found;
-  }, { url, username, wrong });
+  const types = await gather(page, wrong);
   check(!types.includes('relay'), `wrong password: no relay candidate (got [${types.join(', ')}])`);
 } catch (e) {
-  check(false, `browser test: ${e.message}`);
+  if (e !== null) check(false, `browser test: ${e.message}`);
 } finally {
   await context.close();
   rmSync(profile, { recursive: true, force: true });
