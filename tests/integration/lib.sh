@@ -57,3 +57,10 @@ stop_ferry() {
 }
 
 probe() { timeout 10 python3 "$HERE/stun_probe.py" "$@"; }
+
+# make_cert NAME: a self-signed P-256 certificate for 127.0.0.1 in $WORK/NAME.crt and NAME.key.
+make_cert() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -keyout "$WORK/$1.key" -out "$WORK/$1.crt" -subj "/CN=$1" \
+        -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null || fail "openssl could not make a certificate"
+}

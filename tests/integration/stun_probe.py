@@ -176,6 +176,17 @@ def signed(mtype: int, body: bytes, key: bytes) -> tuple[bytes, bytes]:
     return head + body + attr(0x0008, mac), txid
 
 
+def with_attrs(data: bytes, txid: bytes) -> dict:
+    r = parse_response(data, txid)
+    pos, attrs = 20, {}
+    while pos < len(data):
+        atype, alen = struct.unpack("!HH", data[pos:pos + 4])
+        attrs[atype] = data[pos + 4:pos + 4 + alen]
+        pos += 4 + ((alen + 3) & ~3)
+    r["attrs"] = attrs
+    return r
+
+
 def transact(s, msg: bytes, txid: bytes) -> dict:
     for _ in range(3):
         s.send(msg)
@@ -183,33 +194,33 @@ def transact(s, msg: bytes, txid: bytes) -> dict:
             data = s.recv(2048)
         except socket.timeout:
             continue
-        r = parse_response(data, txid)
-        pos, attrs = 20, {}
-        while pos < len(data):
-            atype, alen = struct.unpack("!HH", data[pos:pos + 4])
-            attrs[atype] = data[pos + 4:pos + 4 + alen]
-            pos += 4 + ((alen + 3) & ~3)
-        r["attrs"] = attrs
-        return r
+        return with_attrs(data, txid)
     raise SystemExit("no answer")
+
+
+def turn_allocate(exchange, user: str, password: str) -> tuple[bytes, bytes, dict]:
+    """The long-term credential dance over `exchange` (transact or tcp_transact bound to a
+    socket): 401, then a signed Allocate. Returns (key, credential attributes, response)."""
+    txid = os.urandom(12)
+    body = attr(0x0019, bytes([17, 0, 0, 0]))
+    first = exchange(struct.pack("!HHI", 0x0003, len(body), COOKIE) + txid + body, txid)
+    if first.get("error") != 401:
+        raise SystemExit(f"expected 401, got {first}")
+    realm, nonce = first["attrs"][0x0014], first["attrs"][0x0015]
+    key = hashlib.md5(user.encode() + b":" + realm + b":" + password.encode()).digest()
+    creds = attr(0x0006, user.encode()) + attr(0x0014, realm) + attr(0x0015, nonce)
+    msg, txid = signed(0x0003, body + creds, key)
+    r = exchange(msg, txid)
+    if r["type"] != 0x0103:
+        raise SystemExit(f"Allocate failed: {r.get('error')}")
+    return key, creds, r
 
 
 def permit(args) -> None:
     s = socket.socket(family_of(args.host), socket.SOCK_DGRAM)
     s.settimeout(2)
     s.connect((args.host, args.port))
-    txid = os.urandom(12)
-    body = attr(0x0019, bytes([17, 0, 0, 0]))
-    first = transact(s, struct.pack("!HHI", 0x0003, len(body), COOKIE) + txid + body, txid)
-    if first.get("error") != 401:
-        raise SystemExit(f"expected 401, got {first}")
-    realm, nonce = first["attrs"][0x0014], first["attrs"][0x0015]
-    key = hashlib.md5(args.user.encode() + b":" + realm + b":" + args.password.encode()).digest()
-    creds = attr(0x0006, args.user.encode()) + attr(0x0014, realm) + attr(0x0015, nonce)
-    msg, txid = signed(0x0003, body + creds, key)
-    r = transact(s, msg, txid)
-    if r["type"] != 0x0103:
-        raise SystemExit(f"Allocate failed: {r.get('error')}")
+    key, creds, _ = turn_allocate(lambda m, t: transact(s, m, t), args.user, args.password)
     for peer in args.peer:
         ptx = os.urandom(12)
         body = xor_peer(peer, 9, ptx) + creds
@@ -234,29 +245,12 @@ def tcp_transact(s, msg: bytes, txid: bytes) -> dict:
         if not chunk:
             raise SystemExit("connection closed")
         body += chunk
-    data = head + body
-    r = parse_response(data, txid)
-    pos, attrs = 20, {}
-    while pos < len(data):
-        atype, alen = struct.unpack("!HH", data[pos:pos + 4])
-        attrs[atype] = data[pos + 4:pos + 4 + alen]
-        pos += 4 + ((alen + 3) & ~3)
-    r["attrs"] = attrs
-    return r
+    return with_attrs(head + body, txid)
 
 
 def slowreader(args) -> None:
     s = socket.create_connection((args.host, args.port), timeout=5)
-    txid = os.urandom(12)
-    body = attr(0x0019, bytes([17, 0, 0, 0]))
-    first = tcp_transact(s, struct.pack("!HHI", 0x0003, len(body), COOKIE) + txid + body, txid)
-    realm, nonce = first["attrs"][0x0014], first["attrs"][0x0015]
-    key = hashlib.md5(args.user.encode() + b":" + realm + b":" + args.password.encode()).digest()
-    creds = attr(0x0006, args.user.encode()) + attr(0x0014, realm) + attr(0x0015, nonce)
-    msg, txid = signed(0x0003, body + creds, key)
-    r = tcp_transact(s, msg, txid)
-    if r["type"] != 0x0103:
-        raise SystemExit(f"Allocate over TCP failed: {r.get('error')}")
+    key, creds, r = turn_allocate(lambda m, t: tcp_transact(s, m, t), args.user, args.password)
     relayed = r["attrs"][0x0016]
     rport = struct.unpack("!H", relayed[2:4])[0] ^ (COOKIE >> 16)
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

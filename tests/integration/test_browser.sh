@@ -11,13 +11,11 @@ BROWSER_DIR="$HERE/../browser"
 [ -d "$BROWSER_DIR/node_modules/playwright-core" ] || fail "playwright-core is missing (scripts/test.sh installs it)"
 
 command -v certutil >/dev/null || fail "certutil is missing (scripts/test.sh installs libnss3-tools)"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -keyout "$WORK/key.pem" \
-    -out "$WORK/cert.pem" -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null ||
-    fail "openssl could not make a certificate"
+make_cert server
 TRUSTED_HOME="$WORK/trusted-home"
 mkdir -p "$TRUSTED_HOME/.pki/nssdb" "$WORK/untrusted-home"
 certutil -N -d "sql:$TRUSTED_HOME/.pki/nssdb" --empty-password
-certutil -A -d "sql:$TRUSTED_HOME/.pki/nssdb" -n ferry-test -t "CT,C,C" -i "$WORK/cert.pem"
+certutil -A -d "sql:$TRUSTED_HOME/.pki/nssdb" -n ferry-test -t "CT,C,C" -i "$WORK/server.crt"
 
 PORT=$(free_port)
 TPORT=$(free_port)
@@ -31,8 +29,8 @@ listen:
     port: $TPORT
     transports: [tls]
 tls:
-  certificate: $WORK/cert.pem
-  private_key: $WORK/key.pem
+  certificate: $WORK/server.crt
+  private_key: $WORK/server.key
 turn:
   realm: ferry.test
   users:

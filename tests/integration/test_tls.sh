@@ -6,11 +6,6 @@
 # keeping the old one when the new files are broken.
 . "$(dirname "$0")/lib.sh"
 
-make_cert() { # NAME
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-        -keyout "$WORK/$1.key" -out "$WORK/$1.crt" -subj "/CN=$1" \
-        -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null || fail "openssl could not make a certificate"
-}
 make_cert ferry-a
 make_cert ferry-b
 cp "$WORK/ferry-a.crt" "$WORK/cert.pem"
