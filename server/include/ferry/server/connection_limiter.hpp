@@ -1,4 +1,4 @@
-// Caps on stream connections (TCP now, TLS later): in total and per source IP address, across
+// Caps on stream connections (TCP and TLS): in total and per source IP address, across
 // all workers. Consulted once per accepted connection, never per packet; a connection holds a
 // ticket that gives its place back when the connection ends.
 #pragma once

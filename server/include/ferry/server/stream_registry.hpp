@@ -1,4 +1,4 @@
-// A worker's stream connections (TCP now, TLS later) by id, so relayed data for a client that
+// A worker's stream connections (TCP and TLS) by id, so relayed data for a client that
 // came over a stream finds its connection. Ids count up and are not reused while the process
 // runs, so a closed connection's id can never reach a newer one (file descriptors would).
 #pragma once
