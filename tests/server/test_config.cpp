@@ -28,7 +28,7 @@ TEST_CASE("an empty file gives the defaults") {
     REQUIRE(c.listen.size() == 2);
     CHECK(c.listen[0].address.to_string() == "0.0.0.0");
     CHECK(c.listen[1].address.to_string() == "::");
-    CHECK(c.listen[0].port == 3478);
+    CHECK(c.listen[0].port == default_port);
     CHECK(c.listen[0].udp);
     CHECK(c.listen[0].tcp);
     CHECK_FALSE(c.nat_discovery.alternate_address);
@@ -60,7 +60,7 @@ log:
     CHECK(c.listen[0].port == 5000);
     CHECK(c.listen[0].udp);
     CHECK_FALSE(c.listen[0].tcp);
-    CHECK(c.listen[1].port == 3478);
+    CHECK(c.listen[1].port == default_port);
     CHECK_FALSE(c.listen[1].udp);
     CHECK(c.nat_discovery.alternate_address->to_string() == "127.0.0.2");
     CHECK(c.nat_discovery.alternate_port == 5001);

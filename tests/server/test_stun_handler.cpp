@@ -26,7 +26,7 @@ struct fixture {
 
     fixture() {
         ctx.via = transport::udp;
-        ctx.local = *transport_address::from("192.0.2.10", 3478);
+        ctx.local = *transport_address::from("192.0.2.10", 5000);
         ctx.remote = *transport_address::from("203.0.113.5", 40000);
     }
 
@@ -51,7 +51,7 @@ struct fixture {
 nat_identity make_nat() {
     nat_identity n;
     const char* ips[2] = {"192.0.2.10", "192.0.2.11"};
-    const std::uint16_t ports[2] = {3478, 3479};
+    const std::uint16_t ports[2] = {5000, 5001};
     for (unsigned i = 0; i < 2; ++i)
         for (unsigned p = 0; p < 2; ++p) n.addresses[i][p] = *transport_address::from(ips[i], ports[p]);
     return n;
@@ -75,7 +75,7 @@ TEST_CASE("Binding success carries XOR-MAPPED-ADDRESS, RESPONSE-ORIGIN and SOFTW
 TEST_CASE("IPv6 clients get their IPv6 address back") {
     fixture f;
     f.ctx.remote = *transport_address::from("2001:db8::7", 5555);
-    f.ctx.local = *transport_address::from("2001:db8::1", 3478);
+    f.ctx.local = *transport_address::from("2001:db8::1", 5000);
     REQUIRE(f.send(f.request([](message_writer&) {})));
     CHECK(f.response.get<xor_mapped_address>()->address.to_string() == "[2001:db8::7]:5555");
 }
@@ -197,8 +197,8 @@ TEST_CASE("RFC 5780: OTHER-ADDRESS, CHANGE-REQUEST, RESPONSE-PORT and PADDING") 
     f.ctx.nat = &nat;
     SUBCASE("on the primary socket") {
         REQUIRE(f.send(f.request([](message_writer&) {})));
-        CHECK(f.response.get<other_address>()->address.to_string() == "192.0.2.11:3479");
-        CHECK(f.response.get<response_origin>()->address.to_string() == "192.0.2.10:3478");
+        CHECK(f.response.get<other_address>()->address.to_string() == "192.0.2.11:5001");
+        CHECK(f.response.get<response_origin>()->address.to_string() == "192.0.2.10:5000");
         CHECK(f.last.from_ip == 0);
         CHECK(f.last.from_port == 0);
     }
@@ -206,14 +206,14 @@ TEST_CASE("RFC 5780: OTHER-ADDRESS, CHANGE-REQUEST, RESPONSE-PORT and PADDING") 
         REQUIRE(f.send(f.request([](message_writer& w) { change_request{true, true}.encode(w); })));
         CHECK(f.last.from_ip == 1);
         CHECK(f.last.from_port == 1);
-        CHECK(f.response.get<response_origin>()->address.to_string() == "192.0.2.11:3479");
+        CHECK(f.response.get<response_origin>()->address.to_string() == "192.0.2.11:5001");
     }
     SUBCASE("change port only, arriving on the alternate address") {
         nat.ip = 1;
         REQUIRE(f.send(f.request([](message_writer& w) { change_request{false, true}.encode(w); })));
         CHECK(f.last.from_ip == 1);
         CHECK(f.last.from_port == 1);
-        CHECK(f.response.get<other_address>()->address.to_string() == "192.0.2.10:3479");
+        CHECK(f.response.get<other_address>()->address.to_string() == "192.0.2.10:5001");
     }
     SUBCASE("RESPONSE-PORT redirects to another port of the same client") {
         REQUIRE(f.send(f.request([](message_writer& w) { response_port{40001}.encode(w); })));
@@ -229,7 +229,7 @@ TEST_CASE("RFC 5780: OTHER-ADDRESS, CHANGE-REQUEST, RESPONSE-PORT and PADDING") 
         auto req = f.request([](message_writer&) {});
         req[4] = 0;
         REQUIRE(f.send(req));
-        CHECK(f.response.get<changed_address>()->address.to_string() == "192.0.2.11:3479");
+        CHECK(f.response.get<changed_address>()->address.to_string() == "192.0.2.11:5001");
     }
 }
 

@@ -18,10 +18,13 @@ namespace ferry::server {
 
 enum class log_level { trace, debug, info, warn, error };
 
+/// RFC 8489 §18.4: the default port for STUN and TURN over UDP and TCP.
+inline constexpr std::uint16_t default_port = 3478;
+
 /// One address and port the server listens on, with the transports served there.
 struct listen_config {
     protocol::ip_address address;
-    std::uint16_t port = 3478;
+    std::uint16_t port = default_port;
     bool udp = true;
     bool tcp = true;
     bool tls = false; ///< TURN over TLS (turns:, RFC 8656 §3.1); port 5349 by convention
