@@ -62,6 +62,10 @@ reply stun_handler::handle(const request_context& ctx, std::span<const std::uint
     // Without a sink (no relay path for this transport) TURN methods get 400 below.
     if (turn_ != nullptr && sink != nullptr && is_turn_method(req.method())) {
         reply r;
+        if (ctx.nat != nullptr) { // answer from the socket of the set that was asked
+            r.from_ip = ctx.nat->ip;
+            r.from_port = ctx.nat->port;
+        }
         r.size = turn_->handle_request(ctx, req, out);
         return r;
     }

@@ -283,3 +283,20 @@ TEST_CASE("quotas: 486 per user, 508 for the whole server, 508 without ports") {
     CHECK(f.code() == 508);
     CHECK(f.shared.total() == 2);
 }
+
+TEST_CASE("a TURN request on a socket of an RFC 5780 set is answered from that socket") {
+    turn_fixture f;
+    nat_identity nat;
+    for (unsigned i = 0; i < 2; ++i)
+        for (unsigned p = 0; p < 2; ++p)
+            nat.addresses[i][p] = *transport_address::from(i == 0 ? "198.51.100.1" : "198.51.100.2",
+                                                           static_cast<std::uint16_t>(5000 + p));
+    nat.ip = 1;
+    nat.port = 1;
+    f.ctx.nat = &nat;
+    const auto r = f.stun.handle(f.ctx, f.build(method::allocate, [](message_writer& w) { requested_transport{}.encode(w); }, false),
+                                 f.out, &f.sink);
+    REQUIRE(r.size > 0);
+    CHECK(r.from_ip == 1);
+    CHECK(r.from_port == 1);
+}
