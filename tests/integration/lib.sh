@@ -51,7 +51,10 @@ stop_ferry() {
     kill -TERM "$FERRY_PID"
     local rc=0
     wait "$FERRY_PID" || rc=$?
-    PIDS=()
+    # Forget only ferry: the cleanup trap must still stop the test's other processes (peers).
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$FERRY_PID" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
     [ "$rc" -eq 0 ] || fail "ferry exited with $rc after SIGTERM"
     grep -q "stopped:" "$WORK/ferry.log" || fail "no 'stopped' line after SIGTERM"
 }
