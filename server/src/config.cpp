@@ -93,7 +93,8 @@ listen_config parse_listener(const reader& r, const YAML::Node& n) {
             if (s == "udp") l.udp = true;
             else if (s == "tcp") l.tcp = true;
             else if (s == "tls") l.tls = true;
-            else r.fail(item, fmt::format("unknown transport '{}' (udp, tcp or tls)", s));
+            else if (s == "dtls") l.dtls = true;
+            else r.fail(item, fmt::format("unknown transport '{}' (udp, tcp, tls or dtls)", s));
         }
     }
     return l;
@@ -191,11 +192,14 @@ void parse_turn(const reader& r, const YAML::Node& n, turn_config& t) {
 
 void validate(const reader& r, const YAML::Node& root, config& c) {
     if (c.listen.empty()) r.fail(root, "'listen' names no listener");
-    const bool any_tls = std::any_of(c.listen.begin(), c.listen.end(), [](const listen_config& l) { return l.tls; });
+    const bool any_tls =
+        std::any_of(c.listen.begin(), c.listen.end(), [](const listen_config& l) { return l.tls || l.dtls; });
     if (any_tls && (c.tls.certificate.empty() || c.tls.private_key.empty()))
-        r.fail(root["listen"], "a 'tls' listener needs tls.certificate and tls.private_key");
-    for (const auto& l : c.listen)
+        r.fail(root["listen"], "a 'tls' or 'dtls' listener needs tls.certificate and tls.private_key");
+    for (const auto& l : c.listen) {
         if (l.tls && l.tcp) r.fail(root["listen"], fmt::format("port {} cannot serve both tcp and tls", l.port));
+        if (l.dtls && l.udp) r.fail(root["listen"], fmt::format("port {} cannot serve both udp and dtls", l.port));
+    }
     if (c.nat_discovery.alternate_address) {
         const auto& alt = *c.nat_discovery.alternate_address;
         if (alt.is_unspecified())

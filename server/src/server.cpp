@@ -57,8 +57,10 @@ void run(config cfg) {
     auto turn = make_turn_context(cfg);
     connection_limiter connections(cfg.limits.max_tcp_connections, cfg.limits.max_tcp_connections_per_ip);
     std::unique_ptr<tls_context_holder> tls;
-    if (std::any_of(cfg.listen.begin(), cfg.listen.end(), [](const listen_config& l) { return l.tls; }))
-        tls = std::make_unique<tls_context_holder>(cfg.tls); // throws, naming the file, if it cannot load
+    const bool any_tls = std::any_of(cfg.listen.begin(), cfg.listen.end(), [](const listen_config& l) { return l.tls; });
+    const bool any_dtls = std::any_of(cfg.listen.begin(), cfg.listen.end(), [](const listen_config& l) { return l.dtls; });
+    if (any_tls || any_dtls) // throws, naming the file, if it cannot load
+        tls = std::make_unique<tls_context_holder>(cfg.tls, any_tls, any_dtls);
     std::vector<std::unique_ptr<worker>> workers;
     workers.reserve(threads);
     for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<worker>(cfg, i, connections, turn.get(), tls.get()));
@@ -81,7 +83,7 @@ void run(config cfg) {
     std::function<void(const std::error_code&, int)> on_signal = [&](const std::error_code& ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
-            // New TLS connections get the reloaded certificate; established ones keep theirs.
+            // New TLS and DTLS sessions get the reloaded certificate; established ones keep theirs.
             if (tls) {
                 const auto error = tls->reload();
                 if (error.empty()) log::info("SIGHUP: TLS certificate reloaded from {}", cfg.tls.certificate);

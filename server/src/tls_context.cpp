@@ -1,5 +1,7 @@
 #include "ferry/server/tls_context.hpp"
 
+#include "ferry/server/dtls.hpp"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -33,10 +35,7 @@ std::string openssl_error() {
 
 } // namespace
 
-std::shared_ptr<asio::ssl::context> tls_context_holder::load(const tls_config& cfg) {
-    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-    SSL_CTX* native = ctx->native_handle();
-    SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+void configure_tls_server(SSL_CTX* native, const tls_config& cfg) {
     SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_cipher_list(native, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                                     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
@@ -48,21 +47,39 @@ std::shared_ptr<asio::ssl::context> tls_context_holder::load(const tls_config& c
     if (SSL_CTX_check_private_key(native) != 1)
         throw std::runtime_error("TLS private key " + cfg.private_key + " does not match " + cfg.certificate);
     SSL_CTX_set_alpn_select_cb(native, select_alpn, nullptr);
+}
+
+std::shared_ptr<asio::ssl::context> tls_context_holder::load(const tls_config& cfg) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+    SSL_CTX* native = ctx->native_handle();
+    SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+    configure_tls_server(native, cfg);
     return ctx;
 }
 
-tls_context_holder::tls_context_holder(const tls_config& cfg) : cfg_(cfg), context_(load(cfg)) {}
+tls_context_holder::tls_context_holder(const tls_config& cfg, bool tls, bool dtls) : cfg_(cfg) {
+    if (tls) context_ = load(cfg);
+    if (dtls) dtls_context_ = make_dtls_context(cfg);
+}
 
 std::shared_ptr<asio::ssl::context> tls_context_holder::current() const {
     std::lock_guard lock(mutex_);
     return context_;
 }
 
+std::shared_ptr<SSL_CTX> tls_context_holder::current_dtls() const {
+    std::lock_guard lock(mutex_);
+    return dtls_context_;
+}
+
 std::string tls_context_holder::reload() {
     try {
-        auto fresh = load(cfg_);
+        // Both or neither: a file that fails for one fails for the other.
+        auto fresh = context_ ? load(cfg_) : nullptr;
+        auto fresh_dtls = dtls_context_ ? make_dtls_context(cfg_) : nullptr;
         std::lock_guard lock(mutex_);
         context_ = std::move(fresh);
+        dtls_context_ = std::move(fresh_dtls);
         return {};
     } catch (const std::exception& e) {
         return e.what();

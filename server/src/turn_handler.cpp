@@ -647,9 +647,9 @@ void turn_handler::handle_peer(int handle, const transport_address& peer, std::s
     std::span<const std::uint8_t> message;
     if (const auto* ch = a->channel_by_peer(peer, now)) {
         // §12.5: "...the server MUST use the ChannelData message if a channel has been bound to
-        //  the peer." Over streams it is padded to a multiple of four.
-        const std::size_t padded_size =
-            a->route.via == transport::udp ? payload.size() : protocol::padded(payload.size());
+        //  the peer." Over streams (TCP, TLS) it is padded to a multiple of four.
+        const bool stream = a->route.via == transport::tcp || a->route.via == transport::tls;
+        const std::size_t padded_size = stream ? protocol::padded(payload.size()) : payload.size();
         if (channel_data_header_size + padded_size > buf.size() || payload.size() > 0xFFFF) return;
         write_channel_data_header(buf.first<channel_data_header_size>(), ch->number,
                                   static_cast<std::uint16_t>(payload.size()));

@@ -53,6 +53,12 @@ worker::worker(const config& cfg, unsigned index, connection_limiter& connection
                                                               handler_, cfg_.limits, connections,
                                                               turn_.get(), sink_, streams_, l.tls ? tls : nullptr));
             }
+            if (l.dtls && tls != nullptr) {
+                if (index_ == 0) net::ensure_unused(a, SOCK_DGRAM);
+                dtls_.push_back(std::make_unique<dtls_listener>(io_, net::bind_udp(a), a, handler_, cfg_.limits,
+                                                                connections, turn_.get(), batch_, sink_, streams_,
+                                                                *tls));
+            }
         } catch (const std::system_error& e) {
             if (!ipv6_missing(e, a)) throw;
             if (index_ == 0) log::warn("skipping {}: this host has no IPv6 ({})", a, e.what());
@@ -98,6 +104,7 @@ void worker::add_nat_set(const listen_config& l, const protocol::ip_address& alt
 void worker::run() {
     for (auto& u : udp_) u->start();
     for (auto& t : tcp_) t->start();
+    for (auto& d : dtls_) d->start();
     if (turn_) asio::co_spawn(io_, sweep_loop(), asio::detached);
     io_.run();
 }
@@ -169,6 +176,7 @@ std::vector<std::string> worker::describe() const {
     std::vector<std::string> out;
     for (const auto& u : udp_) out.push_back("udp " + u->bound().to_string());
     for (const auto& t : tcp_) out.push_back((t->is_tls() ? "tls " : "tcp ") + t->bound().to_string());
+    for (const auto& d : dtls_) out.push_back("dtls " + d->bound().to_string());
     return out;
 }
 

@@ -325,9 +325,44 @@ def stall(args) -> None:
     print(f"closed_after={time.monotonic() - start:.1f}")
 
 
+def dtls_client_hello() -> bytes:
+    """A minimal DTLS 1.2 ClientHello without a cookie (RFC 6347 §4.2.1), in one record."""
+    body = (b"\xfe\xfd" + os.urandom(32) + b"\x00"  # client_version, random, no session id
+            + b"\x00"  # empty cookie
+            + struct.pack("!H", 2) + b"\xc0\x2b"  # ECDHE-ECDSA-AES128-GCM-SHA256
+            + b"\x01\x00")  # null compression
+    hs = struct.pack("!B", 1) + len(body).to_bytes(3, "big") + struct.pack("!H", 0) + \
+        (0).to_bytes(3, "big") + len(body).to_bytes(3, "big") + body
+    return struct.pack("!BHH", 22, 0xFEFD, 0) + (0).to_bytes(6, "big") + struct.pack("!H", len(hs)) + hs
+
+
+def dtls_hellos(args) -> None:
+    """ClientHellos from `count` sockets that never come back with the cookie; counts the
+    HelloVerifyRequests (handshake type 3) that answer them."""
+    answered = 0
+    socks = []
+    for i in range(args.count):
+        s = socket.socket(family_of(args.host), socket.SOCK_DGRAM)
+        s.sendto(dtls_client_hello(), (args.host, args.port))
+        socks.append(s)
+        if len(socks) == 100 or i == args.count - 1:
+            for s in socks:
+                s.settimeout(2)
+                try:
+                    data = s.recv(2048)
+                    if len(data) > 13 and data[0] == 22 and data[13] == 3:
+                        answered += 1
+                except socket.timeout:
+                    pass
+                s.close()
+            socks = []
+    print(f"sent={args.count} verify_requests={answered}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["binding", "garbage", "stall", "permit", "slowreader", "idle"])
+    ap.add_argument("command", choices=["binding", "garbage", "stall", "permit", "slowreader", "idle",
+                                        "dtls-hellos"])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tcp", action="store_true")
@@ -339,7 +374,7 @@ def main() -> None:
     ap.add_argument("--peer", action="append", default=[])
     args = ap.parse_args()
     {"binding": binding, "garbage": garbage, "stall": stall, "permit": permit, "slowreader": slowreader,
-     "idle": idle}[args.command](args)
+     "idle": idle, "dtls-hellos": dtls_hellos}[args.command](args)
 
 
 main()

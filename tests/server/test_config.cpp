@@ -217,8 +217,21 @@ limits:
     CHECK(c.tls.certificate == "/etc/ferry/cert.pem");
     CHECK(c.tls.private_key == "/etc/ferry/key.pem");
     CHECK(c.limits.tls_handshake_timeout == std::chrono::seconds(5));
+    CHECK_FALSE(c.listen[0].dtls);
+    const auto d = parse_config("listen:\n  - address: 0.0.0.0\n    port: 5349\n    transports: [tls, dtls]\n"
+                                "tls:\n  certificate: a\n  private_key: b\n");
+    REQUIRE(d.listen.size() == 1);
+    CHECK(d.listen[0].tls);
+    CHECK(d.listen[0].dtls);
+    CHECK_FALSE(d.listen[0].udp);
     CHECK(error_of("listen:\n  - address: 0.0.0.0\n    transports: [tls]\n")
-              .starts_with("test.yaml:2: a 'tls' listener needs tls.certificate and tls.private_key"));
+              .starts_with("test.yaml:2: a 'tls' or 'dtls' listener needs tls.certificate and tls.private_key"));
+    CHECK(error_of("listen:\n  - address: 0.0.0.0\n    transports: [dtls]\n")
+              .starts_with("test.yaml:2: a 'tls' or 'dtls' listener needs tls.certificate and tls.private_key"));
+    CHECK(error_of("listen:\n  - address: 0.0.0.0\n    transports: [udp, dtls]\ntls:\n  certificate: a\n  private_key: b\n")
+              .find("cannot serve both udp and dtls") != std::string::npos);
+    CHECK(error_of("listen:\n  - address: 0.0.0.0\n    transports: [quic]\n")
+              .find("unknown transport 'quic' (udp, tcp, tls or dtls)") != std::string::npos);
     CHECK(error_of("listen:\n  - address: 0.0.0.0\n    transports: [tcp, tls]\ntls:\n  certificate: a\n  private_key: b\n")
               .find("cannot serve both tcp and tls") != std::string::npos);
     CHECK(parse_config("").limits.tls_handshake_timeout == std::chrono::seconds(10));

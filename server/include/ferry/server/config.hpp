@@ -28,9 +28,10 @@ struct listen_config {
     bool udp = true;
     bool tcp = true;
     bool tls = false; ///< TURN over TLS (turns:, RFC 8656 §3.1); port 5349 by convention
+    bool dtls = false; ///< TURN over DTLS 1.2 (turns: over UDP); port 5349 by convention
 };
 
-/// The certificate for TLS listeners. Reloaded on SIGHUP; established sessions keep theirs.
+/// The certificate for TLS and DTLS listeners. Reloaded on SIGHUP; established sessions keep theirs.
 struct tls_config {
     std::string certificate; ///< PEM chain, leaf first
     std::string private_key; ///< PEM key

@@ -1,5 +1,5 @@
-// The TLS server context for turns: listeners (RFC 8656 §3.1): TLS 1.2 and 1.3 only, forward-
-// secret AEAD ciphers for TLS 1.2, the certificate chain and key from the configuration, and
+// The server contexts for TLS and DTLS listeners (RFC 8656 §3.1): TLS 1.2 and 1.3 (DTLS 1.2)
+// only, forward-secret AEAD ciphers, the certificate chain and key from the configuration, and
 // ALPN "stun.turn" / "stun.nat-discovery" (RFC 7443) when the client offers them. SIGHUP
 // reloads the files; new connections get the new context, established ones keep theirs.
 #pragma once
@@ -15,12 +15,18 @@
 
 namespace ferry::server {
 
+/// What TLS and DTLS server contexts share: the certificate chain and key (throws
+/// std::runtime_error naming the file), cipher suites, options and ALPN.
+void configure_tls_server(SSL_CTX* native, const tls_config& cfg);
+
 class tls_context_holder {
 public:
-    /// Loads the certificate and key; throws std::runtime_error naming the file on failure.
-    explicit tls_context_holder(const tls_config& cfg);
+    /// Loads the certificate and key into a TLS context (`tls`) and a DTLS one (`dtls`);
+    /// throws std::runtime_error naming the file on failure.
+    tls_context_holder(const tls_config& cfg, bool tls, bool dtls);
 
     std::shared_ptr<asio::ssl::context> current() const;
+    std::shared_ptr<SSL_CTX> current_dtls() const;
     /// Loads the files again. On failure keeps the current context and returns why.
     std::string reload();
 
@@ -30,6 +36,7 @@ private:
     tls_config cfg_;
     mutable std::mutex mutex_;
     std::shared_ptr<asio::ssl::context> context_;
+    std::shared_ptr<SSL_CTX> dtls_context_;
 };
 
 } // namespace ferry::server

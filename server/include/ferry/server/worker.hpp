@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ferry/server/config.hpp"
+#include "ferry/server/dtls_listener.hpp"
 #include "ferry/server/relay_socket.hpp"
 #include "ferry/server/stun_handler.hpp"
 #include "ferry/server/tcp_listener.hpp"
@@ -78,6 +79,7 @@ private:
     std::vector<std::unique_ptr<nat_set>> nat_sets_;
     stream_registry streams_;
     batch_sink sink_{batch_, streams_};
+    std::vector<std::unique_ptr<dtls_listener>> dtls_; // after streams_ and sink_, which it uses
     std::mt19937 rng_;
     std::unordered_map<int, std::shared_ptr<relay_socket>> relays_;
     system_turn_clock clock_;
