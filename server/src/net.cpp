@@ -118,6 +118,56 @@ int bind_relay(const transport_address& a, bool dont_fragment) {
     return fd;
 }
 
+namespace {
+
+int open_relay_tcp(const transport_address& a) {
+    const int family = a.ip.family == address_family::ipv4 ? AF_INET : AF_INET6;
+    const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail(errno, "cannot open a TCP relay socket on", a);
+    const int one = 1;
+    if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    return fd;
+}
+
+} // namespace
+
+int listen_relay_tcp(const transport_address& a) {
+    const int fd = open_relay_tcp(a);
+    sockaddr_storage ss;
+    const auto len = to_sockaddr(a, ss);
+    // Bound without SO_REUSEPORT, so a port in use is refused; the option is set afterwards so
+    // that the allocation's own outgoing connections (Connect) can bind the same address.
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        const int err = errno;
+        ::close(fd);
+        if (err == EADDRINUSE || err == EACCES) return -1;
+        fail(err, "cannot bind a TCP relay socket to", a);
+    }
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (::listen(fd, 64) != 0) {
+        const int err = errno;
+        ::close(fd);
+        fail(err, "cannot listen on", a);
+    }
+    return fd;
+}
+
+int bind_relay_tcp_client(const transport_address& a) {
+    const int fd = open_relay_tcp(a);
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    sockaddr_storage ss;
+    const auto len = to_sockaddr(a, ss);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int listen_tcp(const transport_address& a, int backlog) {
     const int fd = open_socket(a, SOCK_STREAM);
     if (::listen(fd, backlog) != 0) {

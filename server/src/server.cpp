@@ -22,7 +22,7 @@ std::unique_ptr<turn_context> make_turn_context(config& cfg) {
     const auto& t = cfg.turn;
     auto ctx = std::unique_ptr<turn_context>(new turn_context{
         {}, auth::credential_store(t.realm), auth::nonce_manager(t.nonce_lifetime, auth::random_secret()),
-        peer_policy(t.allowed_peer_ranges, t.denied_peer_ranges), {}});
+        peer_policy(t.allowed_peer_ranges, t.denied_peer_ranges), {}, {}});
     auto& s = ctx->settings;
     s.max_lifetime = t.max_lifetime;
     for (const auto& r : t.relay_addresses) s.relay_addresses.push_back({r.address, r.advertised});

@@ -25,7 +25,9 @@ bool is_turn_method(std::uint16_t m) {
     case method::allocate:
     case method::refresh:
     case method::create_permission:
-    case method::channel_bind: return true;
+    case method::channel_bind:
+    case method::connect:         // RFC 6062
+    case method::connection_bind: return true;
     default: return false;
     }
 }

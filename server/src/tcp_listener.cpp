@@ -3,6 +3,7 @@
 #include "ferry/protocol/channel_data.hpp"
 #include "ferry/protocol/framer.hpp"
 #include "ferry/server/net.hpp"
+#include "ferry/server/tcp_relay.hpp"
 
 #include <array>
 #include <type_traits>
@@ -31,7 +32,9 @@ using tls_stream = asio::ssl::stream<asio::ip::tcp::socket>;
 
 // One client connection over plain TCP (Stream = tcp::socket) or TLS (Stream = tls_stream).
 template <class Stream>
-class stream_connection final : public stream_client, public std::enable_shared_from_this<stream_connection<Stream>> {
+class stream_connection final : public stream_client,
+                                  public splice_end,
+                                  public std::enable_shared_from_this<stream_connection<Stream>> {
     static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
 public:
@@ -71,12 +74,35 @@ public:
             return;
         }
         pending_.insert(pending_.end(), bytes.begin(), bytes.end());
+        unsent_.fetch_add(bytes.size(), std::memory_order_relaxed);
         if (!writing_) {
             writing_ = true;
             auto self = this->shared_from_this();
             asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
         }
     }
+
+    // RFC 6062: this connection became a client data connection (ConnectionBind). The read loop
+    // sees it after the current message and turns to raw bytes.
+    std::shared_ptr<splice_end> splice_to(std::shared_ptr<splice_end> partner) override {
+        if (closed_ || partner_) return nullptr;
+        partner_ = std::move(partner);
+        return this->shared_from_this();
+    }
+
+    // splice_end: called by the peer connection's worker, maybe another thread.
+    void push(std::span<const std::uint8_t> bytes) override {
+        auto copy = std::make_shared<std::vector<std::uint8_t>>(bytes.begin(), bytes.end());
+        unsent_.fetch_add(copy->size(), std::memory_order_relaxed);
+        asio::post(socket_.get_executor(), [self = this->shared_from_this(), copy] {
+            self->unsent_.fetch_sub(copy->size(), std::memory_order_relaxed);
+            self->deliver(*copy);
+        });
+    }
+    void hang_up() override {
+        asio::post(socket_.get_executor(), [self = this->shared_from_this()] { self->close(); });
+    }
+    std::size_t backlog() const override { return unsent_.load(std::memory_order_relaxed); }
 
 private:
     static Stream make_stream(asio::ip::tcp::socket socket, asio::ssl::context* tls) {
@@ -92,6 +118,7 @@ private:
         while (!pending_.empty() && !closed_) {
             std::swap(pending_, sending_);
             auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(sending_), use_tuple);
+            unsent_.fetch_sub(sending_.size(), std::memory_order_relaxed);
             sending_.clear();
             if (ec) {
                 close();
@@ -140,13 +167,19 @@ private:
                 }
                 const reply rep = handler_.handle(ctx_, frame, reply_buffer, &sink_);
                 if (rep.size != 0) deliver({reply_buffer.data(), rep.size});
-                if (closed_) break;
+                if (closed_ || partner_) break;
             }
             // Relayed payloads point into in_: send them before it moves.
             sink_.flush();
             if (bad) {
                 log_.at(log_level::debug, "{} {}: closing, the stream is not STUN framing", to_string(ctx_.via),
                         ctx_.remote);
+                break;
+            }
+            if (partner_ && !closed_) {
+                // Whatever followed the ConnectionBind is already the client's data.
+                if (used > off) partner_->push({in_.data() + off, used - off});
+                co_await splice_loop();
                 break;
             }
             std::memmove(in_.data(), in_.data() + off, used - off);
@@ -159,15 +192,31 @@ private:
         close();
     }
 
+    // Raw bytes from the client to the peer connection, pausing while the peer is behind.
+    asio::awaitable<void> splice_loop() {
+        in_.resize(16384);
+        asio::steady_timer pause(socket_.get_executor());
+        while (!closed_) {
+            if (partner_->backlog() > splice_high_water) {
+                pause.expires_after(std::chrono::milliseconds(1));
+                co_await pause.async_wait(use_tuple);
+                continue;
+            }
+            auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_), use_tuple);
+            if (ec || closed_) break;
+            partner_->push({in_.data(), n});
+        }
+    }
+
     // Closes a connection that completed no message for tcp_idle_timeout, unless it carries an
-    // allocation: then the allocation's own lifetime decides.
+    // allocation (then the allocation's own lifetime decides) or is spliced to a peer.
     asio::awaitable<void> watchdog() {
         while (!closed_) {
             timer_.expires_at(deadline_);
             co_await timer_.async_wait(use_tuple);
             if (closed_) break;
             if (clock::now() < deadline_) continue;
-            if (turn_ != nullptr && turn_->has_allocation({ctx_.remote, ctx_.local, ctx_.via})) {
+            if (partner_ || (turn_ != nullptr && turn_->has_allocation({ctx_.remote, ctx_.local, ctx_.via}))) {
                 deadline_ = clock::now() + limits_.tcp_idle_timeout;
                 continue;
             }
@@ -180,6 +229,8 @@ private:
         if (closed_) return;
         closed_ = true;
         streams_.remove(id_);
+        if (partner_) partner_->hang_up();
+        partner_.reset();
         // RFC 8656 §7: the allocation lives on this connection and ends with it. Not here and
         // now: close() can run inside the relay path (deliver() from handle_peer), which is
         // still using that allocation. The worker's loop ends it next.
@@ -208,6 +259,8 @@ private:
     std::vector<std::uint8_t> in_;
     std::vector<std::uint8_t> pending_; ///< queued to send
     std::vector<std::uint8_t> sending_; ///< being written now
+    std::shared_ptr<splice_end> partner_; ///< RFC 6062: the peer connection this one is spliced to
+    std::atomic<std::size_t> unsent_{0};  ///< queued bytes, for the partner's reader
     bool writing_ = false;
     bool closed_ = false;
     inline static thread_local log::throttle log_{5};

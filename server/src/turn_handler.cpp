@@ -68,6 +68,34 @@ std::vector<turn_shared::reservation> turn_shared::expire(steady_time now) {
     return out;
 }
 
+std::uint32_t turn_shared::add_connection(const std::string& user, bool ready) {
+    std::lock_guard lock(mutex_);
+    std::uint32_t id = 0;
+    while (id == 0 || connections_.count(id) != 0)
+        RAND_bytes(reinterpret_cast<unsigned char*>(&id), sizeof id);
+    connections_[id] = {user, ready, false};
+    return id;
+}
+
+void turn_shared::ready_connection(std::uint32_t id) {
+    std::lock_guard lock(mutex_);
+    if (auto it = connections_.find(id); it != connections_.end()) it->second.ready = true;
+}
+
+bool turn_shared::claim_connection(std::uint32_t id, std::string_view user) {
+    std::lock_guard lock(mutex_);
+    auto it = connections_.find(id);
+    if (it == connections_.end() || !it->second.ready || it->second.claimed || it->second.user != user)
+        return false;
+    it->second.claimed = true;
+    return true;
+}
+
+void turn_shared::drop_connection(std::uint32_t id) {
+    std::lock_guard lock(mutex_);
+    connections_.erase(id);
+}
+
 std::int64_t system_turn_clock::unix_now() const {
     return std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -80,14 +108,18 @@ constexpr std::size_t max_cached_response = 512;
 
 /// Signs a response the way the request was signed (RFC 8489 §9.2.4) and adds FINGERPRINT
 /// when the request had one.
-void seal(message_writer& w, const message_view& req, const std::string& software,
-          const auth::key* key, bool sha256) {
+void seal(message_writer& w, bool fingerprint, const std::string& software, const auth::key* key, bool sha256) {
     if (!software.empty()) protocol::software{software}.encode(w);
     if (key != nullptr) {
         if (sha256) w.append_message_integrity_sha256(key->view());
         else w.append_message_integrity(key->view());
     }
-    if (req.has(attribute_type::fingerprint)) w.append_fingerprint();
+    if (fingerprint) w.append_fingerprint();
+}
+
+void seal(message_writer& w, const message_view& req, const std::string& software,
+          const auth::key* key, bool sha256) {
+    seal(w, req.has(attribute_type::fingerprint), software, key, sha256);
 }
 
 std::string_view method_name(std::uint16_t m) {
@@ -96,6 +128,8 @@ std::string_view method_name(std::uint16_t m) {
     case method::refresh: return "Refresh";
     case method::create_permission: return "CreatePermission";
     case method::channel_bind: return "ChannelBind";
+    case method::connect: return "Connect";
+    case method::connection_bind: return "ConnectionBind";
     default: return "request";
     }
 }
@@ -119,6 +153,11 @@ void turn_handler::clear() {
 
 void turn_handler::on_removed(allocation& a) {
     for (const auto& r : a.relayed()) relays_.close(r.handle);
+    for (const auto& l : a.links) {
+        links_.erase(l.id);
+        shared_.drop_connection(l.id);
+        relays_.close_tcp(l.id);
+    }
     shared_.release(a.username);
     const auto lasted = std::chrono::duration_cast<seconds>(clock_.now() - a.created).count();
     log::info("allocation ended: user '{}' client {} relay {} after {}s; to peer {} packets {} bytes, "
@@ -224,6 +263,8 @@ std::size_t turn_handler::handle_request(const request_context& ctx, const messa
 
     if (req.method() == static_cast<std::uint16_t>(method::allocate))
         return handle_allocate(ctx, req, auth, out);
+    if (req.method() == static_cast<std::uint16_t>(method::connection_bind))
+        return handle_connection_bind(ctx, req, auth, out);
 
     // RFC 8656 §5: any other request needs an allocation on this 5-tuple (437), made by the
     // same user (441).
@@ -235,7 +276,11 @@ std::size_t turn_handler::handle_request(const request_context& ctx, const messa
     switch (static_cast<method>(req.method())) {
     case method::refresh: return handle_refresh(*existing, req, out);
     case method::create_permission: return handle_create_permission(*existing, req, out);
-    case method::channel_bind: return handle_channel_bind(*existing, req, out);
+    case method::channel_bind:
+        // RFC 6062 §5.1: TCP allocations have no channels.
+        if (existing->tcp) return error(ctx, req, error::bad_request, out, key, auth.sha256);
+        return handle_channel_bind(*existing, req, out);
+    case method::connect: return handle_connect(*existing, req, out);
     default: return error(ctx, req, error::bad_request, out, key, auth.sha256);
     }
 }
@@ -260,7 +305,18 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     //    rejects the request with a 442 (Unsupported Transport Protocol) error."
     const auto transport_attr = req.get<requested_transport>();
     if (!transport_attr) return fail(error::bad_request);
-    if (transport_attr->protocol != transport_udp) return fail(error::unsupported_transport_protocol);
+    const bool tcp = transport_attr->protocol == transport_tcp;
+    if (transport_attr->protocol != transport_udp && !tcp) return fail(error::unsupported_transport_protocol);
+    // RFC 6062 §5.1: "If the REQUESTED-TRANSPORT attribute is included and specifies a
+    //  protocol other than UDP or TCP, the server MUST reject the request with a 442 ... If
+    //  the client connection transport is not TCP or TLS, the server MUST reject the request
+    //  with a 400 ... If the request contains the DONT-FRAGMENT, EVEN-PORT, or
+    //  RESERVATION-TOKEN attribute, the server MUST reject the request with a 400." A TCP
+    //  allocation here has one address family, so ADDITIONAL-ADDRESS-FAMILY is refused too.
+    if (tcp && ((ctx.via != transport::tcp && ctx.via != transport::tls) || req.has(attribute_type::dont_fragment) ||
+                req.has(attribute_type::even_port) || req.has(attribute_type::reservation_token) ||
+                req.has(attribute_type::additional_address_family)))
+        return fail(error::bad_request);
 
     // 4. "The request may contain a DONT-FRAGMENT attribute. If it does, but the server does
     //    not support sending UDP datagrams with the DF bit set to 1 ... [420]." Linux can set
@@ -353,7 +409,11 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
         return fail(code);
     };
 
-    if (token) {
+    if (tcp) {
+        const auto opened = relays_.open_tcp(primary_ip->bind);
+        if (!opened) return undo(error::insufficient_capacity);
+        add_relay(opened->handle, opened->local);
+    } else if (token) {
         const auto reserved = shared_.take(token->token, now);
         if (!reserved) return undo(error::insufficient_capacity);
         relays_.adopt(reserved->handle);
@@ -390,6 +450,7 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     if (life.count() == 0) life = settings_.default_lifetime;
 
     a->tuple = tuple;
+    a->tcp = tcp;
     a->route = {ctx.socket, ctx.wildcard, ctx.local, ctx.remote, ctx.via};
     a->username = user;
     a->key = auth.signing_key;
@@ -415,8 +476,8 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     remember(stored, req, response);
     ++stats_.allocations_created;
     if (log::enabled(log_level::info))
-        log::info("allocation created: user '{}' client {} over {}, relay {}{}, lifetime {}s", stored.username,
-                  ctx.remote, to_string(ctx.via), stored.relays[0].advertised,
+        log::info("allocation created: user '{}' client {} over {}, {}relay {}{}, lifetime {}s", stored.username,
+                  ctx.remote, to_string(ctx.via), stored.tcp ? "TCP " : "", stored.relays[0].advertised,
                   stored.relay_count == 2 ? " and " + stored.relays[1].advertised.to_string() : "", life.count());
     return response.size();
 }
@@ -581,7 +642,7 @@ std::size_t turn_handler::handle_channel_bind(allocation& a, const message_view&
 void turn_handler::handle_send(const request_context& ctx, const message_view& ind, packet_sink& sink) {
     const auto now = clock_.now();
     allocation* a = table_.find({ctx.remote, ctx.local, ctx.via}, now);
-    if (a == nullptr) return; // indications are never answered: drop
+    if (a == nullptr || a->tcp) return; // indications are never answered: drop
     // "The Send indication MUST contain both an XOR-PEER-ADDRESS attribute and a DATA
     //  attribute. If one of these attributes is missing or invalid, then the message is
     //  discarded."
@@ -677,6 +738,170 @@ void turn_handler::handle_peer(int handle, const transport_address& peer, std::s
     sink.to_client(a->route, message);
 }
 
+// --- RFC 6062: TCP allocations ------------------------------------------------------------------
+
+// RFC 6062 §5.2 Receiving a Connect Request.
+std::size_t turn_handler::handle_connect(allocation& a, const message_view& req, std::span<std::uint8_t> out) {
+    const auto now = clock_.now();
+    const auth::key key = a.key;
+    const request_context ctx{a.tuple.via, a.tuple.server, a.tuple.client};
+    auto fail = [&](std::uint16_t code) { return error(ctx, req, code, out, &key, a.sha256); };
+    if (!a.tcp) return fail(error::bad_request);
+    // "If the request does not contain an XOR-PEER-ADDRESS attribute, or if such attribute is
+    //  invalid, the server MUST return a 400 (Bad Request) error."
+    const auto peer = req.get<xor_peer_address>();
+    if (!peer) return fail(error::bad_request);
+    const auto* relay = a.relay_for(peer->address.ip.family);
+    if (relay == nullptr) return fail(error::peer_address_family_mismatch);
+    // The peer policy and permissions apply to TCP peers as to UDP ones: a Connect needs the
+    // CreatePermission a Send would.
+    if (!peer_permitted(a, peer->address, "Connect")) return fail(error::forbidden);
+    if (!a.permits(peer->address.ip, now)) {
+        ++stats_.dropped_no_permission;
+        return fail(error::forbidden);
+    }
+    // "If the server is currently processing a Connect request for this allocation with the
+    //  same XOR-PEER-ADDRESS, it MUST return a 446 (Connection Already Exists) error. If the
+    //  server has already successfully processed a Connect request for this allocation with
+    //  the same XOR-PEER-ADDRESS, and the resulting client and peer data connections are
+    //  either pending or active, it MUST return a 446 (Connection Already Exists) error."
+    for (const auto& l : a.links)
+        if (l.peer == peer->address) return fail(error::connection_already_exists);
+    if (a.links.size() >= settings_.permissions_per_allocation) return fail(error::insufficient_capacity);
+
+    // "Otherwise, the server MUST initiate an outgoing TCP connection. The local endpoint is
+    //  the relayed transport address associated with the allocation. The remote endpoint is
+    //  the one indicated by the XOR-PEER-ADDRESS attribute." The answer waits for it.
+    tcp_link link;
+    link.id = shared_.add_connection(a.username, false);
+    link.peer = peer->address;
+    link.st = tcp_link::state::connecting;
+    link.expires = now + tcp_bind_timeout + seconds(10); // the I/O layer answers first
+    std::copy(req.transaction_id().begin(), req.transaction_id().end(), link.connect_txid.begin());
+    link.connect_fingerprint = req.has(attribute_type::fingerprint);
+    a.links.push_back(link);
+    links_[link.id] = &a;
+    ++stats_.tcp_links;
+    log::debug("{} Connect from {}: connection {} to {}", to_string(ctx.via), ctx.remote, link.id, link.peer);
+    relays_.connect_tcp(relay->handle, link.peer, link.id);
+    return 0;
+}
+
+void turn_handler::tcp_connect_result(std::uint32_t id, bool connected, packet_sink& sink) {
+    const auto it = links_.find(id);
+    if (it == links_.end()) return;
+    allocation& a = *it->second;
+    auto link = std::find_if(a.links.begin(), a.links.end(), [id](const tcp_link& l) { return l.id == id; });
+    if (link == a.links.end() || link->st != tcp_link::state::connecting) return;
+    auto buf = sink.buffer();
+    if (buf.empty()) return;
+    const auto cls = connected ? message_class::success_response : message_class::error_response;
+    message_writer w(buf, make_message_type(method::connect, cls), link->connect_txid);
+    if (connected) {
+        // "If the connection is successful, it is now called a peer data connection ... The
+        //  server then MUST respond with a Connect success response. The Connect success
+        //  response MUST contain a CONNECTION-ID attribute."
+        connection_id{id}.encode(w);
+        link->st = tcp_link::state::waiting_bind;
+        link->expires = clock_.now() + tcp_bind_timeout;
+        shared_.ready_connection(id);
+    } else {
+        // "If the connection attempt fails or times out, the server MUST return a 447
+        //  (Connection Timeout or Failure) error."
+        error_code{error::connection_timeout_or_failure, ""}.encode(w);
+    }
+    seal(w, link->connect_fingerprint, software_, &a.key, a.sha256);
+    const auto message = w.finish();
+    const auto route = a.route;
+    if (!connected) drop_link(a, id, false);
+    if (!message.empty()) sink.to_client(route, message);
+}
+
+// RFC 6062 §5.3 Receiving a TCP Connection on a Relayed Transport Address.
+std::uint32_t turn_handler::tcp_peer_arrived(int handle, const transport_address& peer, packet_sink& sink) {
+    const auto now = clock_.now();
+    allocation* a = table_.find_by_relay(handle, now);
+    if (a == nullptr || !a->tcp) return 0;
+    // "If no permission for this peer has been installed for this allocation, the server MUST
+    //  close the connection with the peer immediately after it has been accepted."
+    if (!a->permits(peer.ip, now)) {
+        ++stats_.dropped_no_permission;
+        return 0;
+    }
+    if (a->links.size() >= settings_.permissions_per_allocation) return 0;
+    auto buf = sink.buffer();
+    if (buf.empty()) return 0;
+    tcp_link link;
+    link.id = shared_.add_connection(a->username, true);
+    link.peer = peer;
+    link.st = tcp_link::state::waiting_bind;
+    link.expires = now + tcp_bind_timeout;
+    // "Otherwise, the server sends a ConnectionAttempt indication to the client over the
+    //  control connection. The indication MUST include an XOR-PEER-ADDRESS attribute
+    //  containing the peer's transport address, as well as a CONNECTION-ID attribute uniquely
+    //  identifying the peer data connection."
+    std::array<std::uint8_t, transaction_id_size> txid{};
+    const auto n = ++indication_counter_;
+    std::memcpy(txid.data(), &n, sizeof n);
+    std::memcpy(txid.data() + sizeof n, &link.id, sizeof link.id);
+    message_writer w(buf, make_message_type(method::connection_attempt, message_class::indication), txid);
+    xor_peer_address{peer}.encode(w);
+    connection_id{link.id}.encode(w);
+    const auto message = w.finish();
+    if (message.empty()) {
+        shared_.drop_connection(link.id);
+        return 0;
+    }
+    a->links.push_back(link);
+    links_[link.id] = a;
+    ++stats_.tcp_links;
+    log::debug("tcp relay {}: connection {} from peer {}", a->relays[0].local, link.id, peer);
+    sink.to_client(a->route, message);
+    return link.id;
+}
+
+// RFC 6062 §5.4 Receiving a ConnectionBind Request.
+std::size_t turn_handler::handle_connection_bind(const request_context& ctx, const message_view& req,
+                                                 const auth::auth_result& auth, std::span<std::uint8_t> out) {
+    auto fail = [&](std::uint16_t code) { return error(ctx, req, code, out, &auth.signing_key, auth.sha256); };
+    // "If the client connection transport is not TCP or TLS, the server MUST return a 400 (Bad
+    //  Request) error." A control connection (one with an allocation) cannot become a data
+    //  connection either.
+    if (ctx.via != transport::tcp && ctx.via != transport::tls) return fail(error::bad_request);
+    if (table_.find({ctx.remote, ctx.local, ctx.via}, clock_.now()) != nullptr) return fail(error::bad_request);
+    // "If the request does not contain the CONNECTION-ID attribute, or if this attribute does
+    //  not refer to an existing pending connection, the server MUST return a 400 (Bad
+    //  Request) error." Pending, and the same user's: nobody binds another user's connection.
+    const auto cid = req.get<connection_id>();
+    if (!cid || !shared_.claim_connection(cid->id, auth.username)) return fail(error::bad_request);
+    // "Otherwise, the client connection is now called a client data connection. Data
+    //  received on it MUST be sent as-is to the associated peer data connection."
+    if (!relays_.bind_tcp(cid->id, ctx.socket)) return fail(error::connection_timeout_or_failure);
+    message_writer w(out, make_message_type(method::connection_bind, message_class::success_response), req);
+    seal(w, req, software_, &auth.signing_key, auth.sha256);
+    log::debug("{} ConnectionBind from {}: connection {}", to_string(ctx.via), ctx.remote, cid->id);
+    return w.finish().size();
+}
+
+void turn_handler::tcp_link_bound(std::uint32_t id) {
+    const auto it = links_.find(id);
+    if (it == links_.end()) return;
+    for (auto& l : it->second->links)
+        if (l.id == id) l.st = tcp_link::state::bound;
+}
+
+void turn_handler::tcp_link_closed(std::uint32_t id) {
+    const auto it = links_.find(id);
+    if (it != links_.end()) drop_link(*it->second, id, false);
+}
+
+void turn_handler::drop_link(allocation& a, std::uint32_t id, bool close) {
+    std::erase_if(a.links, [id](const tcp_link& l) { return l.id == id; });
+    links_.erase(id);
+    shared_.drop_connection(id);
+    if (close) relays_.close_tcp(id);
+}
+
 void turn_handler::client_closed(const five_tuple& tuple) {
     if (allocation* a = table_.find(tuple, clock_.now())) table_.erase(*a);
 }
@@ -688,6 +913,13 @@ void turn_handler::sweep() {
     const auto before = table_.size();
     table_.sweep(now);
     stats_.allocations_expired += before - table_.size();
+    // RFC 6062 §5.3: "If the client does not send a ConnectionBind ... within 30 seconds, the
+    //  server MUST close the peer data connection."
+    std::vector<std::pair<allocation*, std::uint32_t>> stale;
+    for (const auto& [id, a] : links_)
+        for (const auto& l : a->links)
+            if (l.id == id && l.st != tcp_link::state::bound && l.expires <= now) stale.emplace_back(a, id);
+    for (const auto& [a, id] : stale) drop_link(*a, id, true);
     for (const auto& r : shared_.expire(now)) relays_.close(r.handle);
 }
 

@@ -3,6 +3,7 @@
 #include "ferry/server/log.hpp"
 #include "ferry/server/net.hpp"
 
+#include <cstring>
 #include <system_error>
 #include <unistd.h>
 
@@ -163,6 +164,11 @@ void worker::adopt(int handle) {
 }
 
 void worker::close(int handle) {
+    if (auto t = tcp_relays_.find(handle); t != tcp_relays_.end()) {
+        t->second->close();
+        tcp_relays_.erase(t);
+        return;
+    }
     auto it = relays_.find(handle);
     if (it == relays_.end()) {
         ::close(handle); // a reservation that never became an allocation
@@ -170,6 +176,98 @@ void worker::close(int handle) {
     }
     it->second->close();
     relays_.erase(it);
+}
+
+std::optional<relay_provider::opened> worker::open_tcp(const protocol::ip_address& ip) {
+    const auto& s = turn_context_->settings;
+    std::uniform_int_distribution<unsigned> pick(s.port_min, s.port_max);
+    for (int attempt = 0; attempt < 64; ++attempt) {
+        const protocol::transport_address a{ip, static_cast<std::uint16_t>(pick(rng_))};
+        const int fd = net::listen_relay_tcp(a);
+        if (fd < 0) continue; // taken: try another
+        auto listener = std::make_shared<tcp_relay_listener>(io_, fd, a, *turn_, sink_, turn_context_->links,
+                                                             cfg_.limits.tcp_buffer_bytes);
+        tcp_relays_[fd] = listener;
+        listener->start();
+        return opened{fd, a};
+    }
+    log::warn("no free TCP relay port on {} after 64 tries (range {}-{})", ip, s.port_min, s.port_max);
+    return std::nullopt;
+}
+
+void worker::connect_tcp(int handle, const protocol::transport_address& peer, std::uint32_t id) {
+    auto fail = [this, id] {
+        // Answered from the loop, not inside the Connect request being handled.
+        asio::post(io_, [this, id] {
+            if (turn_) turn_->tcp_connect_result(id, false, sink_);
+        });
+    };
+    auto listener = tcp_relays_.find(handle);
+    if (listener == tcp_relays_.end()) return fail();
+    const int fd = net::bind_relay_tcp_client(listener->second->local());
+    if (fd < 0) return fail();
+    auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
+    std::error_code ec;
+    socket->assign(peer.ip.family == protocol::address_family::ipv4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), fd, ec);
+    if (ec) {
+        ::close(fd);
+        return fail();
+    }
+    connecting_[id] = socket;
+    sockaddr_storage ss;
+    const auto len = net::to_sockaddr(peer, ss);
+    asio::ip::tcp::endpoint endpoint;
+    std::memcpy(endpoint.data(), &ss, len);
+    endpoint.resize(len);
+    auto attempt = [this, socket, endpoint, id]() -> asio::awaitable<void> {
+        // RFC 6062 §5.2: "The timeout value MUST be at least 30 seconds."
+        asio::steady_timer deadline(io_);
+        deadline.expires_after(tcp_bind_timeout);
+        deadline.async_wait([socket](const std::error_code& e) {
+            std::error_code ignored;
+            if (!e) socket->close(ignored);
+        });
+        auto [cec] = co_await socket->async_connect(endpoint, use_tuple);
+        deadline.cancel();
+        const auto it = connecting_.find(id);
+        if (it == connecting_.end() || it->second != socket || !turn_) co_return; // abandoned
+        connecting_.erase(it);
+        if (cec) {
+            log::debug("tcp relay connection {}: connect failed: {}", id, cec.message());
+            turn_->tcp_connect_result(id, false, sink_);
+            co_return;
+        }
+        // Registered before the answer, so a quick ConnectionBind finds it.
+        std::make_shared<tcp_peer_link>(std::move(*socket), id, turn_context_->links, *turn_,
+                                        cfg_.limits.tcp_buffer_bytes)
+            ->start();
+        turn_->tcp_connect_result(id, true, sink_);
+    };
+    asio::co_spawn(io_, attempt, asio::detached);
+}
+
+bool worker::bind_tcp(std::uint32_t id, int stream) {
+    auto client = streams_.find(stream);
+    auto link = turn_context_->links.find(id);
+    if (!client || !link) return false;
+    auto end = client->splice_to(link);
+    if (!end) return false;
+    // The link belongs to whichever worker made it: it is attached there.
+    asio::post(link->executor(), [link, end] {
+        link->attach(end);
+        link->turn().tcp_link_bound(link->id());
+    });
+    return true;
+}
+
+void worker::close_tcp(std::uint32_t id) {
+    if (auto it = connecting_.find(id); it != connecting_.end()) {
+        std::error_code ec;
+        it->second->close(ec);
+        connecting_.erase(it);
+        return;
+    }
+    if (auto link = turn_context_->links.find(id)) link->hang_up();
 }
 
 std::vector<std::string> worker::describe() const {

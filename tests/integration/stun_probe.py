@@ -198,11 +198,12 @@ def transact(s, msg: bytes, txid: bytes) -> dict:
     raise SystemExit("no answer")
 
 
-def turn_allocate(exchange, user: str, password: str) -> tuple[bytes, bytes, dict]:
+def turn_allocate(exchange, user: str, password: str, transport: int = 17,
+                  check: bool = True) -> tuple[bytes, bytes, dict]:
     """The long-term credential dance over `exchange` (transact or tcp_transact bound to a
     socket): 401, then a signed Allocate. Returns (key, credential attributes, response)."""
     txid = os.urandom(12)
-    body = attr(0x0019, bytes([17, 0, 0, 0]))
+    body = attr(0x0019, bytes([transport, 0, 0, 0]))
     first = exchange(struct.pack("!HHI", 0x0003, len(body), COOKIE) + txid + body, txid)
     if first.get("error") != 401:
         raise SystemExit(f"expected 401, got {first}")
@@ -211,7 +212,7 @@ def turn_allocate(exchange, user: str, password: str) -> tuple[bytes, bytes, dic
     creds = attr(0x0006, user.encode()) + attr(0x0014, realm) + attr(0x0015, nonce)
     msg, txid = signed(0x0003, body + creds, key)
     r = exchange(msg, txid)
-    if r["type"] != 0x0103:
+    if check and r["type"] != 0x0103:
         raise SystemExit(f"Allocate failed: {r.get('error')}")
     return key, creds, r
 
@@ -232,6 +233,11 @@ def permit(args) -> None:
 
 def tcp_transact(s, msg: bytes, txid: bytes) -> dict:
     s.sendall(msg)
+    return with_attrs(tcp_read(s), txid)
+
+
+def tcp_read(s) -> bytes:
+    """One STUN message from a stream."""
     head = b""
     while len(head) < 20:
         chunk = s.recv(20 - len(head))
@@ -245,7 +251,7 @@ def tcp_transact(s, msg: bytes, txid: bytes) -> dict:
         if not chunk:
             raise SystemExit("connection closed")
         body += chunk
-    return with_attrs(head + body, txid)
+    return head + body
 
 
 def slowreader(args) -> None:
@@ -325,6 +331,135 @@ def stall(args) -> None:
     print(f"closed_after={time.monotonic() - start:.1f}")
 
 
+def recv_exactly(s, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def closed_soon(s, seconds: float = 3) -> bool:
+    s.settimeout(seconds)
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def tcprelay(args) -> None:
+    """RFC 6062 step by step; prints one "step result" line each. Peers are local TCP sockets
+    on 127.0.0.1 (and a refused one from 127.0.0.2), so nothing leaves the machine."""
+    import threading
+    host, port = args.host, args.port
+
+    # Over UDP, a TCP allocation is refused (RFC 6062 §5.1).
+    u = socket.socket(family_of(host), socket.SOCK_DGRAM)
+    u.settimeout(2)
+    u.connect((host, port))
+    _, _, r = turn_allocate(lambda m, t: transact(u, m, t), args.user, args.password, transport=6, check=False)
+    print("udp-allocate", r.get("error", 200))
+
+    ctl = socket.create_connection((host, port), timeout=5)
+    key, creds, r = turn_allocate(lambda m, t: tcp_transact(ctl, m, t), args.user, args.password, transport=6)
+    relayed = r["attrs"][0x0016]
+    rport = struct.unpack("!H", relayed[2:4])[0] ^ (COOKIE >> 16)
+    print("tcp-allocate", 200)
+
+    def request(sock, method: int, body: bytes) -> dict:
+        msg, txid = signed(method, body + creds, key)
+        return tcp_transact(sock, msg, txid)
+
+    def with_peer(method: int, ip: str, p: int, sock=None) -> dict:
+        txid = os.urandom(12)
+        body = xor_peer(ip, p, txid) + creds
+        head = struct.pack("!HHI", method, len(body) + 24, COOKIE) + txid
+        mac = hmac.new(key, head + body, hashlib.sha1).digest()
+        return tcp_transact(sock or ctl, head + body + attr(0x0008, mac), txid)
+
+    echo = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    echo.bind(("127.0.0.1", 0))
+    echo.listen(4)
+    eport = echo.getsockname()[1]
+
+    def serve_echo():
+        while True:
+            try:
+                c, _ = echo.accept()
+            except OSError:
+                return
+            def pump(c=c):
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        c.close()
+                        return
+                    c.sendall(d)
+            threading.Thread(target=pump, daemon=True).start()
+    threading.Thread(target=serve_echo, daemon=True).start()
+
+    print("connect-without-permission", with_peer(0x000A, "127.0.0.1", eport).get("error", 200))
+    r = with_peer(0x0008, "127.0.0.1", eport)
+    print("create-permission", 200 if r["type"] == 0x0108 else r.get("error"))
+    print("connect-denied-range", with_peer(0x000A, args.denied, eport).get("error", 200))
+    r = with_peer(0x000A, "127.0.0.1", eport)
+    if r["type"] != 0x010A:
+        raise SystemExit(f"Connect failed: {r.get('error')}")
+    cid = r["attrs"][0x002A]
+    print("connect", 200)
+    print("connect-again", with_peer(0x000A, "127.0.0.1", eport).get("error", 200))
+    dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    dead.bind(("127.0.0.1", 0))
+    dead_port = dead.getsockname()[1]
+    dead.close()  # nothing listens there: the connection is refused
+    print("connect-refused", with_peer(0x000A, "127.0.0.1", dead_port).get("error", 200))
+
+    bogus = socket.create_connection((host, port), timeout=5)
+    print("bind-unknown-id", request(bogus, 0x000B, attr(0x002A, b"\x00\x00\x00\x01")).get("error", 200))
+    bogus.close()
+
+    data = socket.create_connection((host, port), timeout=5)
+    r = request(data, 0x000B, attr(0x002A, cid))
+    print("connection-bind", 200 if r["type"] == 0x010B else r.get("error"))
+    payload = os.urandom(200000)  # larger than any buffer on the way
+    sender = threading.Thread(target=lambda: data.sendall(payload))
+    sender.start()
+    back = recv_exactly(data, len(payload))
+    sender.join()
+    print("echo", "ok" if back == payload else f"mismatch {len(back)}")
+    print("bind-twice", request(socket.create_connection((host, port), timeout=5), 0x000B,
+                                attr(0x002A, cid)).get("error", 200))
+
+    # A peer that connects to the relayed address: permitted from 127.0.0.1 ...
+    peer = socket.create_connection(("127.0.0.1", rport), timeout=5)
+    raw = tcp_read(ctl)
+    attempt = with_attrs(raw, raw[8:20])
+    print("connection-attempt", hex(attempt["type"]))
+    data2 = socket.create_connection((host, port), timeout=5)
+    r = request(data2, 0x000B, attr(0x002A, attempt["attrs"][0x002A]))
+    print("attempt-bind", 200 if r["type"] == 0x010B else r.get("error"))
+    peer.sendall(b"from the peer")
+    got = recv_exactly(data2, 13)
+    data2.sendall(b"from the client")
+    got2 = recv_exactly(peer, 15)
+    print("peer-both-ways", "ok" if (got, got2) == (b"from the peer", b"from the client") else (got, got2))
+    # ... and closed at once from 127.0.0.2, which has no permission.
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stranger.bind(("127.0.0.2", 0))
+    stranger.settimeout(5)
+    stranger.connect(("127.0.0.1", rport))
+    print("stranger-closed", closed_soon(stranger))
+
+    # Closing the control connection ends the allocation and every connection with it.
+    ctl.close()
+    print("data-closed-with-allocation", closed_soon(data) and closed_soon(data2) and closed_soon(peer))
+    echo.close()
+
+
 def dtls_client_hello() -> bytes:
     """A minimal DTLS 1.2 ClientHello without a cookie (RFC 6347 §4.2.1), in one record."""
     body = (b"\xfe\xfd" + os.urandom(32) + b"\x00"  # client_version, random, no session id
@@ -362,7 +497,7 @@ def dtls_hellos(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("command", choices=["binding", "garbage", "stall", "permit", "slowreader", "idle",
-                                        "dtls-hellos"])
+                                        "dtls-hellos", "tcprelay"])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tcp", action="store_true")
@@ -372,9 +507,11 @@ def main() -> None:
     ap.add_argument("--user", default="")
     ap.add_argument("--password", default="")
     ap.add_argument("--peer", action="append", default=[])
+    ap.add_argument("--denied", default="127.0.0.3")
     args = ap.parse_args()
     {"binding": binding, "garbage": garbage, "stall": stall, "permit": permit, "slowreader": slowreader,
-     "idle": idle, "dtls-hellos": dtls_hellos}[args.command](args)
+     "idle": idle, "dtls-hellos": dtls_hellos,
+     "tcprelay": tcprelay}[args.command](args)
 
 
 main()

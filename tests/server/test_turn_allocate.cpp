@@ -66,13 +66,15 @@ TEST_CASE("a retransmitted Allocate gets the same answer; a new one on the same 
     CHECK(verify_message_integrity(f.response, f.key().view()));
 }
 
-TEST_CASE("REQUESTED-TRANSPORT: missing 400, TCP 442") {
+TEST_CASE("REQUESTED-TRANSPORT: missing 400, SCTP 442, TCP over UDP 400 (RFC 6062)") {
     turn_fixture f;
     f.get_nonce();
     REQUIRE(f.send(f.build(method::allocate, [](message_writer&) {})));
     CHECK(f.code() == 400);
-    REQUIRE(f.send(f.build(method::allocate, [](message_writer& w) { requested_transport{transport_tcp}.encode(w); })));
+    REQUIRE(f.send(f.build(method::allocate, [](message_writer& w) { requested_transport{132}.encode(w); })));
     CHECK(f.code() == 442);
+    REQUIRE(f.send(f.build(method::allocate, [](message_writer& w) { requested_transport{transport_tcp}.encode(w); })));
+    CHECK(f.code() == 400);
     CHECK(f.turn->allocations() == 0);
 }
 

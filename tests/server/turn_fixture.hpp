@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -52,7 +53,37 @@ struct fake_relays final : relay_provider {
         return o;
     }
     void adopt(int handle) override { adopted.insert(handle); }
-    void close(int handle) override { open_sockets.erase(handle); }
+    void close(int handle) override {
+        open_sockets.erase(handle);
+        tcp_listeners.erase(handle);
+    }
+
+    // RFC 6062
+    struct connect_call {
+        int handle;
+        transport_address peer;
+        std::uint32_t id;
+    };
+    std::set<int> tcp_listeners;
+    std::vector<connect_call> connects;
+    std::vector<std::pair<std::uint32_t, int>> binds;
+    std::set<std::uint32_t> closed_links;
+    bool bind_ok = true;
+    std::optional<opened> open_tcp(const ip_address& ip) override {
+        if (exhausted) return std::nullopt;
+        opened o{next_handle++, {ip, next_port}};
+        next_port = static_cast<std::uint16_t>(next_port + 2);
+        tcp_listeners.insert(o.handle);
+        return o;
+    }
+    void connect_tcp(int handle, const transport_address& peer, std::uint32_t id) override {
+        connects.push_back({handle, peer, id});
+    }
+    bool bind_tcp(std::uint32_t id, int stream) override {
+        binds.emplace_back(id, stream);
+        return bind_ok;
+    }
+    void close_tcp(std::uint32_t id) override { closed_links.insert(id); }
 };
 
 struct recording_sink final : packet_sink {
@@ -167,10 +198,11 @@ struct turn_fixture {
     }
 
     /// A full allocation for the current context; returns the relayed address.
-    transport_address allocate(const std::function<void(message_writer&)>& extra = {}) {
+    transport_address allocate(const std::function<void(message_writer&)>& extra = {},
+                               std::uint8_t transport_protocol = transport_udp) {
         if (nonce_text.empty()) get_nonce();
         REQUIRE(send(build(method::allocate, [&](message_writer& w) {
-            requested_transport{}.encode(w);
+            requested_transport{transport_protocol}.encode(w);
             if (extra) extra(w);
         })));
         REQUIRE(response.is(method::allocate, message_class::success_response));

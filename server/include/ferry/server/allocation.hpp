@@ -60,6 +60,21 @@ struct channel_binding {
     steady_time expires;
 };
 
+/// RFC 6062: a TCP connection between a TCP allocation's relayed address and a peer.
+struct tcp_link {
+    enum class state : std::uint8_t {
+        connecting,   ///< a Connect request waits for the outgoing connection
+        waiting_bind, ///< connected; the client has 30 s to send ConnectionBind
+        bound,        ///< spliced to a client data connection
+    };
+    std::uint32_t id = 0; ///< CONNECTION-ID
+    protocol::transport_address peer;
+    state st = state::connecting;
+    steady_time expires; ///< when a waiting link is given up (bound links: never)
+    std::array<std::uint8_t, 12> connect_txid{}; ///< the Connect request to answer
+    bool connect_fingerprint = false;             ///< it carried FINGERPRINT
+};
+
 struct relay_counters {
     std::uint64_t to_peer_packets = 0;
     std::uint64_t to_peer_bytes = 0;
@@ -79,6 +94,8 @@ struct allocation {
     std::size_t relay_count = 0;
     std::vector<permission> permissions;
     std::vector<channel_binding> channels;
+    bool tcp = false;            ///< RFC 6062: the relayed address is a listening TCP socket
+    std::vector<tcp_link> links; ///< its peer connections
     relay_counters counters;
 
     /// The last answered request, to answer a retransmission identically (RFC 8489 §6.3).
@@ -97,6 +114,9 @@ struct allocation {
 inline constexpr std::chrono::seconds permission_lifetime{300};
 inline constexpr std::chrono::seconds channel_lifetime{600};
 inline constexpr std::chrono::seconds channel_cooldown{300};
+/// RFC 6062 §5.2/§5.3: a peer connection the client does not bind within 30 s is closed, and an
+/// outgoing connection attempt is given at least 30 s.
+inline constexpr std::chrono::seconds tcp_bind_timeout{30};
 
 class allocation_table {
 public:

@@ -26,6 +26,12 @@ void ensure_unused(const protocol::transport_address& a, int type);
 /// SO_REUSEPORT or SO_REUSEADDR), with DF set when asked (RFC 8656 §7.2 step 4). Returns -1
 /// when the port is taken, and throws for other failures.
 int bind_relay(const protocol::transport_address& a, bool dont_fragment);
+/// RFC 6062: a TCP allocation's relayed address, listening, exclusive at bind time; -1 when
+/// the port is taken.
+int listen_relay_tcp(const protocol::transport_address& a);
+/// A TCP socket bound to a TCP allocation's relayed address `a`, for an outgoing connection
+/// (Connect); -1 on failure.
+int bind_relay_tcp_client(const protocol::transport_address& a);
 /// A non-blocking listening TCP socket with SO_REUSEPORT. Throws std::system_error.
 int listen_tcp(const protocol::transport_address& a, int backlog);
 

@@ -57,11 +57,25 @@ public:
     /// Reservations past their time, removed; the caller closes their sockets.
     std::vector<reservation> expire(steady_time now);
 
+    /// RFC 6062 CONNECTION-IDs are server-wide: a ConnectionBind may reach any worker.
+    /// A new unique id for a peer connection of `user`'s; bindable once `ready`.
+    std::uint32_t add_connection(const std::string& user, bool ready);
+    void ready_connection(std::uint32_t id);
+    /// Claims a ready, unclaimed connection for a ConnectionBind by `user`; false if none.
+    bool claim_connection(std::uint32_t id, std::string_view user);
+    void drop_connection(std::uint32_t id);
+
 private:
     mutable std::mutex mutex_;
     std::unordered_map<std::string, unsigned> per_user_;
     std::size_t total_ = 0;
     std::map<std::array<std::uint8_t, 8>, reservation> reservations_;
+    struct pending_connection {
+        std::string user;
+        bool ready = false;
+        bool claimed = false;
+    };
+    std::unordered_map<std::uint32_t, pending_connection> connections_;
 };
 
 /// Opens and closes relay sockets; the worker implements it.
@@ -79,7 +93,21 @@ public:
     virtual std::optional<opened> open_next(const opened& even_port) = 0;
     /// Makes a reserved socket (from open_next, maybe another worker's) receive for this worker.
     virtual void adopt(int handle) = 0;
+    /// Closes a relay socket, UDP or TCP (a TCP allocation's listening socket).
     virtual void close(int handle) = 0;
+
+    // RFC 6062 TCP allocations. The defaults refuse, for providers without TCP relaying.
+    /// A listening TCP socket on `ip` with a port from the range; its accepted connections come
+    /// back as turn_handler::tcp_peer_arrived.
+    virtual std::optional<opened> open_tcp(const protocol::ip_address&) { return std::nullopt; }
+    /// Starts connecting from relay socket `handle`'s address to `peer`; the outcome comes back
+    /// as turn_handler::tcp_connect_result(id, ...).
+    virtual void connect_tcp(int /*handle*/, const protocol::transport_address& /*peer*/, std::uint32_t /*id*/) {}
+    /// Splices peer connection `id` (maybe another worker's) with the client data connection
+    /// `stream` of this worker. False if either is gone.
+    virtual bool bind_tcp(std::uint32_t /*id*/, int /*stream*/) { return false; }
+    /// Closes peer connection `id` (or abandons its connection attempt).
+    virtual void close_tcp(std::uint32_t /*id*/) {}
 };
 
 /// Where relayed packets go; the listener implements it over its batch buffers.
@@ -117,6 +145,7 @@ struct turn_stats {
     std::uint64_t relayed_to_peer = 0;
     std::uint64_t relayed_to_client = 0;
     std::uint64_t dropped_no_permission = 0;
+    std::uint64_t tcp_links = 0; ///< RFC 6062 peer connections made or accepted
 };
 
 class turn_handler {
@@ -141,6 +170,16 @@ public:
     void handle_peer(int handle, const protocol::transport_address& peer,
                      std::span<const std::uint8_t> payload, packet_sink& sink);
 
+    /// RFC 6062: a peer connected to TCP relay socket `handle`. Returns its CONNECTION-ID after
+    /// telling the client (ConnectionAttempt), or 0 when it must be closed (no permission).
+    std::uint32_t tcp_peer_arrived(int handle, const protocol::transport_address& peer, packet_sink& sink);
+    /// The outgoing connection of a Connect request succeeded or failed: answers the request.
+    void tcp_connect_result(std::uint32_t id, bool connected, packet_sink& sink);
+    /// Peer connection `id` was spliced to its client data connection (on whichever worker).
+    void tcp_link_bound(std::uint32_t id);
+    /// Peer connection `id` closed.
+    void tcp_link_closed(std::uint32_t id);
+
     /// The client's stream connection closed: its allocation ends with it (RFC 8656 §7).
     void client_closed(const five_tuple& tuple);
     /// True while the 5-tuple has a live allocation.
@@ -161,6 +200,11 @@ private:
                                          std::span<std::uint8_t> out);
     std::size_t handle_channel_bind(allocation& a, const protocol::message_view& req,
                                     std::span<std::uint8_t> out);
+    std::size_t handle_connect(allocation& a, const protocol::message_view& req, std::span<std::uint8_t> out);
+    std::size_t handle_connection_bind(const request_context& ctx, const protocol::message_view& req,
+                                       const auth::auth_result& auth, std::span<std::uint8_t> out);
+    /// Forgets link `id` of `a` (closing it when `close`), server-wide too.
+    void drop_link(allocation& a, std::uint32_t id, bool close);
 
     /// An error response; `signing` signs it (errors after authentication), else it carries
     /// REALM and NONCE when `challenge` (401, 438).
@@ -185,6 +229,7 @@ private:
     const turn_clock& clock_;
     std::string software_;
     allocation_table table_;
+    std::unordered_map<std::uint32_t, allocation*> links_; ///< RFC 6062 peer connections by id
     turn_stats stats_;
     std::uint64_t indication_counter_ = 0;
     log::throttle log_{10};

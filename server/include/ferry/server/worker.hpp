@@ -9,6 +9,7 @@
 #include "ferry/server/relay_socket.hpp"
 #include "ferry/server/stun_handler.hpp"
 #include "ferry/server/tcp_listener.hpp"
+#include "ferry/server/tcp_relay.hpp"
 #include "ferry/server/udp_batch.hpp"
 #include "ferry/server/udp_listener.hpp"
 
@@ -28,6 +29,7 @@ struct turn_context {
     auth::nonce_manager nonces;
     peer_policy policy;
     turn_shared shared;
+    tcp_link_hub links; ///< RFC 6062 peer connections, for ConnectionBind on any worker
 };
 
 class worker final : public relay_provider {
@@ -54,6 +56,10 @@ public:
     std::optional<opened> open_next(const opened& even_port) override;
     void adopt(int handle) override;
     void close(int handle) override;
+    std::optional<opened> open_tcp(const protocol::ip_address& ip) override;
+    void connect_tcp(int handle, const protocol::transport_address& peer, std::uint32_t id) override;
+    bool bind_tcp(std::uint32_t id, int stream) override;
+    void close_tcp(std::uint32_t id) override;
     /// What this worker listens on, for the start-up log line.
     std::vector<std::string> describe() const;
 
@@ -82,6 +88,8 @@ private:
     std::vector<std::unique_ptr<dtls_listener>> dtls_; // after streams_ and sink_, which it uses
     std::mt19937 rng_;
     std::unordered_map<int, std::shared_ptr<relay_socket>> relays_;
+    std::unordered_map<int, std::shared_ptr<tcp_relay_listener>> tcp_relays_;          // by listening fd
+    std::unordered_map<std::uint32_t, std::shared_ptr<asio::ip::tcp::socket>> connecting_; // Connect in progress
     system_turn_clock clock_;
     turn_context* turn_context_ = nullptr;
     std::unique_ptr<turn_handler> turn_; // after relays_: destroyed first, closing its relays

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# RFC 6062 TCP allocations: coturn's turnutils_uclient -T (two clients whose TCP allocations
+# connect to each other: Connect on one side, ConnectionAttempt on the other, ConnectionBind
+# on both) over TCP and TLS with zero loss; then every rule step by step with the independent
+# Python client (stun_probe.py tcprelay): 400 over UDP, 403 without a permission or for a
+# denied range, 446, 447, ConnectionBind's 400s, 200 kB echoed through a spliced connection,
+# a peer from an address without permission closed at once, and everything closed with the
+# control connection.
+. "$(dirname "$0")/lib.sh"
+
+make_cert ferry
+PORT=$(free_port)
+TPORT=$(free_port)
+cat >"$WORK/ferry.yaml" <<YAML
+threads: 2
+listen:
+  - address: 127.0.0.1
+    port: $PORT
+  - address: 127.0.0.1
+    port: $TPORT
+    transports: [tls]
+tls:
+  certificate: $WORK/ferry.crt
+  private_key: $WORK/ferry.key
+turn:
+  users:
+    - name: ninefingers
+      password: youhavetoberealistic
+  allowed_peer_ranges: [127.0.0.0/8]
+  denied_peer_ranges: [127.0.0.3/32]
+YAML
+start_ferry "$WORK/ferry.yaml"
+
+for via in tcp tls; do
+    args=(-T -p "$PORT")
+    [ "$via" = tls ] && args=(-T -S -p "$TPORT")
+    out=$(timeout 60 turnutils_uclient "${args[@]}" -u ninefingers -w youhavetoberealistic -e 127.0.0.1 \
+        -n 100 -m 2 -l 120 -z 5 127.0.0.1 2>&1) || fail "uclient -T over $via: $(tail -3 <<<"$out")"
+    grep -q "tot_send_msgs=200, tot_recv_msgs=200" <<<"$out" && grep -q "Total lost packets 0 (0.000000%)" <<<"$out" ||
+        fail "TCP relay over $via: $(grep -E 'tot_|lost' <<<"$out" | tail -2)"
+    pass "turnutils_uclient -T over $via: 200 sent, 200 received, 0 lost"
+done
+grep -q "over tls, TCP relay" "$WORK/ferry.log" || fail "no TCP allocation over TLS was logged"
+grep -q "tcp relay connection .* closed: 12000 bytes to the peer, 12000 bytes from it" "$WORK/ferry.log" ||
+    fail "no peer connection carried the uclient's 12000 bytes each way"
+
+out=$(timeout 60 python3 "$HERE/stun_probe.py" tcprelay --port "$PORT" --user ninefingers \
+    --password youhavetoberealistic --denied 127.0.0.3) || fail "tcprelay probe: $out"
+expected="udp-allocate 400
+tcp-allocate 200
+connect-without-permission 403
+create-permission 200
+connect-denied-range 403
+connect 200
+connect-again 446
+connect-refused 447
+bind-unknown-id 400
+connection-bind 200
+echo ok
+bind-twice 400
+connection-attempt 0x1c
+attempt-bind 200
+peer-both-ways ok
+stranger-closed True
+data-closed-with-allocation True"
+[ "$out" = "$expected" ] || fail "RFC 6062 steps differ:
+$(diff <(echo "$expected") <(echo "$out"))"
+pass "RFC 6062 step by step: 400 over UDP, 403 (permission, policy), 446, 447, ConnectionBind 400s, 200 kB echoed, ConnectionAttempt, stranger refused, all closed with the control connection"
+stop_ferry
