@@ -197,7 +197,6 @@ void validate(const reader& r, const YAML::Node& root, config& c) {
     if (any_tls && (c.tls.certificate.empty() || c.tls.private_key.empty()))
         r.fail(root["listen"], "a 'tls' or 'dtls' listener needs tls.certificate and tls.private_key");
     for (const auto& l : c.listen) {
-        if (l.tls && l.tcp) r.fail(root["listen"], fmt::format("port {} cannot serve both tcp and tls", l.port));
         if (l.dtls && l.udp) r.fail(root["listen"], fmt::format("port {} cannot serve both udp and dtls", l.port));
     }
     if (c.nat_discovery.alternate_address) {

@@ -271,9 +271,9 @@ private:
 tcp_listener::tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
                            stun_handler& handler, const limits_config& limits, connection_limiter& limiter,
                            turn_handler* turn, packet_sink& sink, stream_registry& streams,
-                           tls_context_holder* tls)
+                           tls_context_holder* tls, bool plain_too)
     : acceptor_(io), bound_(bound), handler_(handler), limits_(limits), limiter_(limiter), turn_(turn), sink_(sink),
-      streams_(streams), tls_(tls) {
+      streams_(streams), tls_(tls), plain_too_(tls != nullptr && plain_too) {
     acceptor_.assign(bound.ip.family == protocol::address_family::ipv4 ? asio::ip::tcp::v4()
                                                                        : asio::ip::tcp::v6(),
                      fd);
@@ -301,21 +301,47 @@ asio::awaitable<void> tcp_listener::accept_loop() {
         if (pec) continue;
         auto ticket = limiter_.admit(to_address(peer).ip);
         if (!ticket) {
-            log_.at(log_level::warn, "{} {}: refusing a connection from {}: connection limit reached",
-                    tls_ != nullptr ? "tls" : "tcp", bound_,
+            log_.at(log_level::warn, "{} {}: refusing a connection from {}: connection limit reached", kind(), bound_,
                     to_address(peer));
             socket.close(pec);
             continue;
         }
-        if (tls_ != nullptr)
-            std::make_shared<stream_connection<tls_stream>>(std::move(socket), tls_->current(), handler_, turn_, sink_,
-                                                            streams_, limits_, std::move(ticket))
-                ->start();
+        if (plain_too_)
+            asio::co_spawn(acceptor_.get_executor(), sniff(std::move(socket), std::move(ticket)), asio::detached);
         else
-            std::make_shared<stream_connection<asio::ip::tcp::socket>>(std::move(socket), nullptr, handler_, turn_,
-                                                                       sink_, streams_, limits_, std::move(ticket))
-                ->start();
+            serve(std::move(socket), tls_ != nullptr, std::move(ticket));
     }
+}
+
+void tcp_listener::serve(asio::ip::tcp::socket socket, bool tls, connection_limiter::ticket ticket) {
+    if (tls)
+        std::make_shared<stream_connection<tls_stream>>(std::move(socket), tls_->current(), handler_, turn_, sink_,
+                                                        streams_, limits_, std::move(ticket))
+            ->start();
+    else
+        std::make_shared<stream_connection<asio::ip::tcp::socket>>(std::move(socket), nullptr, handler_, turn_, sink_,
+                                                                   streams_, limits_, std::move(ticket))
+            ->start();
+}
+
+asio::awaitable<void> tcp_listener::sniff(asio::ip::tcp::socket socket, connection_limiter::ticket ticket) {
+    // A client that sends nothing is held no longer than a TLS handshake may take.
+    asio::steady_timer deadline(socket.get_executor());
+    deadline.expires_after(limits_.tls_handshake_timeout);
+    deadline.async_wait([&socket](const std::error_code& e) {
+        std::error_code ignored;
+        if (!e) socket.cancel(ignored);
+    });
+    auto [ec] = co_await socket.async_wait(asio::socket_base::wait_read, use_tuple);
+    deadline.cancel();
+    std::uint8_t first = 0;
+    if (ec || ::recv(socket.native_handle(), &first, 1, MSG_PEEK) != 1) {
+        std::error_code ignored;
+        socket.close(ignored);
+        co_return;
+    }
+    // RFC 7983: 22 is a TLS handshake record; STUN starts with 0 or 1, ChannelData with 0x40-0x7F.
+    serve(std::move(socket), first == 22, std::move(ticket));
 }
 
 } // namespace ferry::server

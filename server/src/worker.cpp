@@ -52,7 +52,8 @@ worker::worker(const config& cfg, unsigned index, connection_limiter& connection
                 if (index_ == 0) net::ensure_unused(a, SOCK_STREAM);
                 tcp_.push_back(std::make_unique<tcp_listener>(io_, net::listen_tcp(a, 1024), a,
                                                               handler_, cfg_.limits, connections,
-                                                              turn_.get(), sink_, streams_, l.tls ? tls : nullptr));
+                                                              turn_.get(), sink_, streams_, l.tls ? tls : nullptr,
+                                                              l.tls && l.tcp));
             }
             if (l.dtls && tls != nullptr) {
                 if (index_ == 0) net::ensure_unused(a, SOCK_DGRAM);
@@ -273,7 +274,7 @@ void worker::close_tcp(std::uint32_t id) {
 std::vector<std::string> worker::describe() const {
     std::vector<std::string> out;
     for (const auto& u : udp_) out.push_back("udp " + u->bound().to_string());
-    for (const auto& t : tcp_) out.push_back((t->is_tls() ? "tls " : "tcp ") + t->bound().to_string());
+    for (const auto& t : tcp_) out.push_back(std::string(t->kind()) + " " + t->bound().to_string());
     for (const auto& d : dtls_) out.push_back("dtls " + d->bound().to_string());
     return out;
 }

@@ -27,7 +27,8 @@ struct listen_config {
     std::uint16_t port = default_port;
     bool udp = true;
     bool tcp = true;
-    bool tls = false; ///< TURN over TLS (turns:, RFC 8656 §3.1); port 5349 by convention
+    bool tls = false; ///< TURN over TLS (turns:, RFC 8656 §3.1); port 5349 by convention. With
+                      ///< tcp as well, each connection's first byte tells them apart
     bool dtls = false; ///< TURN over DTLS 1.2 (turns: over UDP); port 5349 by convention
 };
 

@@ -1,4 +1,4 @@
-// STUN and TURN over TCP (RFC 8489 §6.2.2, RFC 8656 §3.1): accepts connections on a
+// STUN and TURN over TCP and TLS (RFC 8489 §6.2.2, RFC 8656 §3.1): accepts connections on a
 // SO_REUSEPORT socket; each connection frames its stream (protocol/framer.hpp), answers STUN,
 // relays ChannelData, and sends everything (answers and relayed data) through one bounded
 // queue. A bad frame, an idle connection without an allocation, or a client that stops
@@ -22,14 +22,18 @@ public:
     tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
                  stun_handler& handler, const limits_config& limits, connection_limiter& limiter,
                  turn_handler* turn, packet_sink& sink, stream_registry& streams,
-                 tls_context_holder* tls = nullptr);
+                 tls_context_holder* tls = nullptr, bool plain_too = false);
 
     void start();
     const protocol::transport_address& bound() const { return bound_; }
-    bool is_tls() const { return tls_ != nullptr; }
+    /// "tls", "tcp", or "tcp+tls" for a port that serves both.
+    std::string_view kind() const { return tls_ == nullptr ? "tcp" : plain_too_ ? "tcp+tls" : "tls"; }
 
 private:
     asio::awaitable<void> accept_loop();
+    void serve(asio::ip::tcp::socket socket, bool tls, connection_limiter::ticket ticket);
+    /// A port serving both: waits for the first byte (a TLS ClientHello starts with 22).
+    asio::awaitable<void> sniff(asio::ip::tcp::socket socket, connection_limiter::ticket ticket);
 
     asio::ip::tcp::acceptor acceptor_;
     protocol::transport_address bound_;
@@ -40,6 +44,7 @@ private:
     packet_sink& sink_;
     stream_registry& streams_;
     tls_context_holder* tls_; ///< set on TLS listeners
+    bool plain_too_;          ///< a TLS listener that also serves plain TCP
     log::throttle log_{5};
 };
 
