@@ -1,6 +1,7 @@
 #include "ferry/server/udp_batch.hpp"
 
 #include <cerrno>
+#include <netinet/udp.h>
 #include <cstring>
 
 namespace ferry::server {
@@ -95,29 +96,102 @@ void udp_batch::queue(int fd, const sockaddr_storage& to, std::span<const std::u
     }
 }
 
+namespace {
+
+bool same_address(const sockaddr_storage& a, const sockaddr_storage& b) {
+    if (a.ss_family != b.ss_family) return false;
+    if (a.ss_family == AF_INET) {
+        const auto& x = reinterpret_cast<const sockaddr_in&>(a);
+        const auto& y = reinterpret_cast<const sockaddr_in&>(b);
+        return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+    }
+    const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
+    return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0 &&
+           x.sin6_scope_id == y.sin6_scope_id;
+}
+
+} // namespace
+
+bool udp_batch::mergeable(std::size_t a, std::size_t b) const {
+    const auto& x = tx_hdr_[a].msg_hdr;
+    const auto& y = tx_hdr_[b].msg_hdr;
+    return same_address(tx_addr_[a], tx_addr_[b]) && x.msg_controllen == y.msg_controllen &&
+           (x.msg_controllen == 0 || std::memcmp(x.msg_control, y.msg_control, x.msg_controllen) == 0);
+}
+
 void udp_batch::flush() {
     std::size_t start = 0;
     while (start < tx_count_) {
         std::size_t end = start + 1;
         while (end < tx_count_ && tx_fd_[end] == tx_fd_[start]) ++end;
-        std::size_t pos = start;
-        while (pos < end) {
-            const int n = ::sendmmsg(tx_fd_[start], &tx_hdr_[pos], static_cast<unsigned>(end - pos),
-                                     MSG_DONTWAIT);
-            if (n > 0) {
-                pos += static_cast<std::size_t>(n);
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            // EAGAIN (socket buffer full) or a per-destination error such as ECONNREFUSED or
-            // EHOSTUNREACH: drop this datagram, as the network would, and go on with the rest.
-            ++send_errors_;
-            ++pos;
-        }
+        send_run(tx_fd_[start], start, end);
         start = end;
     }
     tx_count_ = 0;
     tx_buffers_used_ = 0;
+}
+
+// Datagrams [start, end) all leave from `fd`. Consecutive ones to the same destination from the
+// same source address, all of one size but the last (which may be shorter), go out as one UDP
+// GSO send (UDP_SEGMENT): the kernel routes and builds them once and splits them on the way.
+void udp_batch::send_run(int fd, std::size_t start, std::size_t end) {
+    std::size_t groups = 0;
+    for (std::size_t i = start; i < end;) {
+        const std::size_t segment = tx_iov_[i].iov_len;
+        std::size_t total = segment;
+        std::size_t j = i + 1;
+        if (gso_ && segment != 0) {
+            while (j < end && j - i < max_segments && tx_iov_[j - 1].iov_len == segment &&
+                   tx_iov_[j].iov_len != 0 && tx_iov_[j].iov_len <= segment && total + tx_iov_[j].iov_len <= max_gso_bytes &&
+                   mergeable(i, j)) {
+                total += tx_iov_[j].iov_len;
+                ++j;
+            }
+        }
+        auto& h = gso_hdr_[groups].msg_hdr;
+        h = tx_hdr_[i].msg_hdr;
+        group_first_[groups] = i;
+        group_size_[groups] = j - i;
+        if (j - i > 1) {
+            auto& control = gso_control_[groups];
+            std::size_t len = h.msg_controllen;
+            if (len != 0) std::memcpy(control.data(), h.msg_control, len);
+            auto* c = reinterpret_cast<cmsghdr*>(control.data() + len);
+            c->cmsg_level = IPPROTO_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+            const auto size = static_cast<std::uint16_t>(segment);
+            std::memcpy(CMSG_DATA(c), &size, sizeof size);
+            h.msg_control = control.data();
+            h.msg_controllen = len + CMSG_SPACE(sizeof(std::uint16_t));
+            h.msg_iov = &tx_iov_[i];
+            h.msg_iovlen = j - i;
+        }
+        ++groups;
+        i = j;
+    }
+    std::size_t pos = 0;
+    while (pos < groups) {
+        const int n = ::sendmmsg(fd, &gso_hdr_[pos], static_cast<unsigned>(groups - pos), MSG_DONTWAIT);
+        if (n > 0) {
+            for (std::size_t k = pos; k < pos + static_cast<std::size_t>(n); ++k)
+                if (group_size_[k] > 1) ++gso_sends_;
+            pos += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (group_size_[pos] > 1 && (errno == EINVAL || errno == EIO || errno == EMSGSIZE || errno == ENOPROTOOPT)) {
+            // No GSO for this one (a segment over the path MTU, or a kernel without it): one by one.
+            for (std::size_t k = 0; k < group_size_[pos]; ++k)
+                if (::sendmsg(fd, &tx_hdr_[group_first_[pos] + k].msg_hdr, MSG_DONTWAIT) < 0) ++send_errors_;
+        } else {
+            // EAGAIN (socket buffer full) or a per-destination error such as ECONNREFUSED or
+            // EHOSTUNREACH: drop this datagram, as the network would, and go on with the rest.
+            send_errors_ += group_size_[pos];
+        }
+        ++pos;
+    }
 }
 
 } // namespace ferry::server

@@ -2,6 +2,7 @@
 // that sendmmsg flushes, grouped by socket. One instance per worker, shared by all of that
 // worker's UDP sockets (only one is being serviced at a time), so the packet path allocates
 // nothing. An outgoing datagram may point into a receive slot, so forwarding needs no copy.
+// Consecutive datagrams to one destination of one size leave as a single UDP GSO send.
 #pragma once
 
 #include "ferry/protocol/address.hpp"
@@ -47,9 +48,19 @@ public:
     void flush();
 
     std::uint64_t send_errors() const { return send_errors_; }
+    /// UDP GSO on (the default) or off, for comparisons.
+    void set_gso(bool on) { gso_ = on; }
+    /// Sends that carried more than one datagram (GSO).
+    std::uint64_t gso_sends() const { return gso_sends_; }
 
 private:
     static constexpr std::size_t control_size = CMSG_SPACE(sizeof(in6_pktinfo));
+    static constexpr std::size_t gso_control_size = control_size + CMSG_SPACE(sizeof(std::uint16_t));
+    static constexpr std::size_t max_segments = 64; ///< the kernel's UDP_MAX_SEGMENTS
+    static constexpr std::size_t max_gso_bytes = 65000;
+
+    void send_run(int fd, std::size_t start, std::size_t end);
+    bool mergeable(std::size_t a, std::size_t b) const;
 
     std::vector<std::uint8_t> rx_data_;
     std::array<mmsghdr, batch_size> rx_hdr_{};
@@ -63,6 +74,12 @@ private:
     std::array<sockaddr_storage, batch_size> tx_addr_{};
     std::array<std::array<std::uint8_t, control_size>, batch_size> tx_control_{};
     std::array<int, batch_size> tx_fd_{};
+    std::array<mmsghdr, batch_size> gso_hdr_{};  ///< what one flush hands to sendmmsg
+    std::array<std::array<std::uint8_t, gso_control_size>, batch_size> gso_control_{};
+    std::array<std::size_t, batch_size> group_first_{};
+    std::array<std::size_t, batch_size> group_size_{};
+    bool gso_ = true;
+    std::uint64_t gso_sends_ = 0;
     std::size_t tx_count_ = 0;
     std::size_t tx_buffers_used_ = 0;
     std::uint64_t send_errors_ = 0;
