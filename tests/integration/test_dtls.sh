@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# TURN over DTLS 1.2 with coturn's turnutils_uclient -S (UDP): zero loss over Send/Data and
+# TURN over DTLS 1.2 with coturn's turnutils_uclient -S (UDP, IPv4 and IPv6): zero loss over Send/Data and
 # channels; DTLS 1.2 accepted, DTLS 1.0 refused, ALPN stun.turn; 1,000 ClientHellos that never
 # return the cookie each get a HelloVerifyRequest and leave no session behind while Binding
 # over UDP is answered; an idle session is closed; SIGHUP gives new sessions a new certificate.
@@ -13,6 +13,8 @@ cp "$WORK/ferry-a.key" "$WORK/key.pem"
 PORT=$(free_port)
 DPORT=$(free_port)
 PEER=$(free_port)
+V6=
+have_ipv6 && V6=yes
 cat >"$WORK/ferry.yaml" <<YAML
 threads: 2
 listen:
@@ -22,6 +24,7 @@ listen:
   - address: 127.0.0.1
     port: $DPORT
     transports: [dtls]
+$([ -n "$V6" ] && printf '  - address: "::1"\n    port: %s\n    transports: [dtls]\n' "$DPORT")
 tls:
   certificate: $WORK/cert.pem
   private_key: $WORK/key.pem
@@ -29,7 +32,7 @@ turn:
   users:
     - name: ninefingers
       password: youhavetoberealistic
-  allowed_peer_ranges: [127.0.0.0/8]
+  allowed_peer_ranges: [127.0.0.0/8, "::1"]
 limits:
   tls_handshake_timeout: 2
   tcp_idle_timeout: 3
@@ -38,7 +41,9 @@ log:
 YAML
 start_ferry "$WORK/ferry.yaml"
 grep -q "dtls 127.0.0.1:$DPORT" "$WORK/ferry.log" || fail "no DTLS listener in the start-up line"
-turnutils_peer -L 127.0.0.1 -p "$PEER" >"$WORK/peer.log" 2>&1 &
+PEER_ARGS=(-L 127.0.0.1)
+[ -n "$V6" ] && PEER_ARGS+=(-L ::1)
+turnutils_peer "${PEER_ARGS[@]}" -p "$PEER" >"$WORK/peer.log" 2>&1 &
 PIDS+=($!)
 sleep 0.3
 
@@ -51,6 +56,13 @@ for mode in "" "-c"; do
     [ -n "$mode" ] && label=channels
     pass "turnutils_uclient over DTLS, $label: 200 sent, 200 received, 0 lost"
 done
+if [ -n "$V6" ]; then
+    out=$(timeout 60 turnutils_uclient -S -c -p "$DPORT" -u ninefingers -w youhavetoberealistic -e ::1 -r "$PEER" \
+        -l 120 -m 2 -n 100 -z 5 ::1 2>&1) || fail "uclient over DTLS on ::1: $(tail -3 <<<"$out")"
+    grep -q "tot_send_msgs=200, tot_recv_msgs=200" <<<"$out" && grep -q "Total lost packets 0 (0.000000%)" <<<"$out" ||
+        fail "DTLS over IPv6: $(grep -E 'tot_|lost' <<<"$out" | tail -2)"
+    pass "turnutils_uclient over DTLS on ::1, channels: 200 sent, 200 received, 0 lost"
+fi
 grep -q "over dtls, relay" "$WORK/ferry.log" || fail "no allocation was made over DTLS"
 
 s_client() { echo | timeout 10 openssl s_client -connect "127.0.0.1:$DPORT" "$@" 2>&1 || true; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # RFC 6062 TCP allocations: coturn's turnutils_uclient -T (two clients whose TCP allocations
 # connect to each other: Connect on one side, ConnectionAttempt on the other, ConnectionBind
-# on both) over TCP and TLS with zero loss; then every rule step by step with the independent
+# on both) over TCP, TLS and TCP on ::1 with zero loss; then every rule step by step with the independent
 # Python client (stun_probe.py tcprelay): 400 over UDP, 403 without a permission or for a
 # denied range, 446, 447, ConnectionBind's 400s, 200 kB echoed through a spliced connection,
 # a peer from an address without permission closed at once, and everything closed with the
@@ -11,11 +11,14 @@
 make_cert ferry
 PORT=$(free_port)
 TPORT=$(free_port)
+V6=
+have_ipv6 && V6=yes
 cat >"$WORK/ferry.yaml" <<YAML
 threads: 2
 listen:
   - address: 127.0.0.1
     port: $PORT
+$([ -n "$V6" ] && printf '  - address: "::1"\n    port: %s\n' "$PORT")
   - address: 127.0.0.1
     port: $TPORT
     transports: [tls]
@@ -26,7 +29,7 @@ turn:
   users:
     - name: ninefingers
       password: youhavetoberealistic
-  allowed_peer_ranges: [127.0.0.0/8]
+  allowed_peer_ranges: [127.0.0.0/8, "::1"]
   denied_peer_ranges: [127.0.0.3/32]
 YAML
 start_ferry "$WORK/ferry.yaml"
@@ -40,6 +43,14 @@ for via in tcp tls; do
         fail "TCP relay over $via: $(grep -E 'tot_|lost' <<<"$out" | tail -2)"
     pass "turnutils_uclient -T over $via: 200 sent, 200 received, 0 lost"
 done
+if [ -n "$V6" ]; then
+    # -x: the client asks for an IPv6 relayed address (without it, it wants IPv4 and rejects any other).
+    out=$(timeout 60 turnutils_uclient -T -x -p "$PORT" -u ninefingers -w youhavetoberealistic -e ::1 \
+        -n 100 -m 2 -l 120 -z 5 ::1 2>&1) || fail "uclient -T on ::1: $(tail -3 <<<"$out")"
+    grep -q "tot_send_msgs=200, tot_recv_msgs=200" <<<"$out" && grep -q "Total lost packets 0 (0.000000%)" <<<"$out" ||
+        fail "TCP relay over IPv6: $(grep -E 'tot_|lost' <<<"$out" | tail -2)"
+    pass "turnutils_uclient -T on ::1: 200 sent, 200 received, 0 lost"
+fi
 grep -q "over tls, TCP relay" "$WORK/ferry.log" || fail "no TCP allocation over TLS was logged"
 grep -q "tcp relay connection .* closed: 12000 bytes to the peer, 12000 bytes from it" "$WORK/ferry.log" ||
     fail "no peer connection carried the uclient's 12000 bytes each way"
