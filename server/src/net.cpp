@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <system_error>
@@ -27,6 +28,12 @@ socklen_t to_sockaddr(const transport_address& a, sockaddr_storage& out) {
     s->sin6_port = htons(a.port);
     std::memcpy(&s->sin6_addr, a.ip.bytes.data(), 16);
     return sizeof(sockaddr_in6);
+}
+
+transport_address from_raw(const void* data, std::size_t size) {
+    sockaddr_storage ss{};
+    std::memcpy(&ss, data, std::min(size, sizeof ss));
+    return from_sockaddr(ss);
 }
 
 transport_address from_sockaddr(const sockaddr_storage& s) {

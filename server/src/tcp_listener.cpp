@@ -22,11 +22,7 @@ using clock = std::chrono::steady_clock;
 constexpr std::size_t max_frame = protocol::header_size + 0xFFFC;
 constexpr std::size_t initial_buffer = 4096;
 
-protocol::transport_address to_address(const asio::ip::tcp::endpoint& e) {
-    sockaddr_storage ss{};
-    std::memcpy(&ss, e.data(), e.size());
-    return net::from_sockaddr(ss);
-}
+protocol::transport_address to_address(const asio::ip::tcp::endpoint& e) { return net::from_raw(e.data(), e.size()); }
 
 using tls_stream = asio::ssl::stream<asio::ip::tcp::socket>;
 

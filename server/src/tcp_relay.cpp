@@ -8,11 +8,7 @@
 namespace ferry::server {
 namespace {
 
-protocol::transport_address to_address(const asio::ip::tcp::endpoint& e) {
-    sockaddr_storage ss{};
-    std::memcpy(&ss, e.data(), e.size());
-    return net::from_sockaddr(ss);
-}
+protocol::transport_address to_address(const asio::ip::tcp::endpoint& e) { return net::from_raw(e.data(), e.size()); }
 
 } // namespace
 

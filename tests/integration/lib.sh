@@ -61,6 +61,17 @@ stop_ferry() {
 
 probe() { timeout 10 python3 "$HERE/stun_probe.py" "$@"; }
 
+# uclient_zero_loss LABEL COUNT ARGS...: runs turnutils_uclient ARGS (bounded by timeout) and
+# fails unless COUNT messages went out, COUNT came back and none was lost.
+uclient_zero_loss() {
+    local label=$1 count=$2 out
+    shift 2
+    out=$(timeout 60 turnutils_uclient "$@" 2>&1) || fail "$label: turnutils_uclient failed: $(tail -3 <<<"$out")"
+    grep -q "tot_send_msgs=$count, tot_recv_msgs=$count" <<<"$out" && grep -q "Total lost packets 0 (0.000000%)" <<<"$out" ||
+        fail "$label: $(grep -E 'tot_|lost' <<<"$out" | tail -2)"
+    pass "$label: $count sent, $count received, 0 lost"
+}
+
 # make_cert NAME: a self-signed P-256 certificate for 127.0.0.1 in $WORK/NAME.crt and NAME.key.
 make_cert() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \

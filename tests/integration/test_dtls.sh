@@ -47,22 +47,10 @@ turnutils_peer "${PEER_ARGS[@]}" -p "$PEER" >"$WORK/peer.log" 2>&1 &
 PIDS+=($!)
 sleep 0.3
 
-for mode in "" "-c"; do
-    out=$(timeout 60 turnutils_uclient -S -p "$DPORT" -u ninefingers -w youhavetoberealistic -e 127.0.0.1 -r "$PEER" \
-        -l 120 -m 2 -n 100 -z 5 $mode 127.0.0.1 2>&1) || fail "uclient over DTLS $mode: $(tail -3 <<<"$out")"
-    grep -q "tot_send_msgs=200, tot_recv_msgs=200" <<<"$out" && grep -q "Total lost packets 0 (0.000000%)" <<<"$out" ||
-        fail "DTLS ${mode:-Send/Data}: $(grep -E 'tot_|lost' <<<"$out" | tail -2)"
-    label=Send/Data
-    [ -n "$mode" ] && label=channels
-    pass "turnutils_uclient over DTLS, $label: 200 sent, 200 received, 0 lost"
-done
-if [ -n "$V6" ]; then
-    out=$(timeout 60 turnutils_uclient -S -c -p "$DPORT" -u ninefingers -w youhavetoberealistic -e ::1 -r "$PEER" \
-        -l 120 -m 2 -n 100 -z 5 ::1 2>&1) || fail "uclient over DTLS on ::1: $(tail -3 <<<"$out")"
-    grep -q "tot_send_msgs=200, tot_recv_msgs=200" <<<"$out" && grep -q "Total lost packets 0 (0.000000%)" <<<"$out" ||
-        fail "DTLS over IPv6: $(grep -E 'tot_|lost' <<<"$out" | tail -2)"
-    pass "turnutils_uclient over DTLS on ::1, channels: 200 sent, 200 received, 0 lost"
-fi
+CLIENT=(-u ninefingers -w youhavetoberealistic -r "$PEER" -l 120 -m 2 -n 100 -z 5 -p "$DPORT")
+uclient_zero_loss "turnutils_uclient over DTLS, Send/Data" 200 -S "${CLIENT[@]}" -e 127.0.0.1 127.0.0.1
+uclient_zero_loss "turnutils_uclient over DTLS, channels" 200 -S -c "${CLIENT[@]}" -e 127.0.0.1 127.0.0.1
+[ -z "$V6" ] || uclient_zero_loss "turnutils_uclient over DTLS on ::1, channels" 200 -S -c "${CLIENT[@]}" -e ::1 ::1
 grep -q "over dtls, relay" "$WORK/ferry.log" || fail "no allocation was made over DTLS"
 
 s_client() { echo | timeout 10 openssl s_client -connect "127.0.0.1:$DPORT" "$@" 2>&1 || true; }

@@ -34,23 +34,11 @@ turn:
 YAML
 start_ferry "$WORK/ferry.yaml"
 
-for via in tcp tls; do
-    args=(-T -p "$PORT")
-    [ "$via" = tls ] && args=(-T -S -p "$TPORT")
-    out=$(timeout 60 turnutils_uclient "${args[@]}" -u ninefingers -w youhavetoberealistic -e 127.0.0.1 \
-        -n 100 -m 2 -l 120 -z 5 127.0.0.1 2>&1) || fail "uclient -T over $via: $(tail -3 <<<"$out")"
-    grep -q "tot_send_msgs=200, tot_recv_msgs=200" <<<"$out" && grep -q "Total lost packets 0 (0.000000%)" <<<"$out" ||
-        fail "TCP relay over $via: $(grep -E 'tot_|lost' <<<"$out" | tail -2)"
-    pass "turnutils_uclient -T over $via: 200 sent, 200 received, 0 lost"
-done
-if [ -n "$V6" ]; then
-    # -x: the client asks for an IPv6 relayed address (without it, it wants IPv4 and rejects any other).
-    out=$(timeout 60 turnutils_uclient -T -x -p "$PORT" -u ninefingers -w youhavetoberealistic -e ::1 \
-        -n 100 -m 2 -l 120 -z 5 ::1 2>&1) || fail "uclient -T on ::1: $(tail -3 <<<"$out")"
-    grep -q "tot_send_msgs=200, tot_recv_msgs=200" <<<"$out" && grep -q "Total lost packets 0 (0.000000%)" <<<"$out" ||
-        fail "TCP relay over IPv6: $(grep -E 'tot_|lost' <<<"$out" | tail -2)"
-    pass "turnutils_uclient -T on ::1: 200 sent, 200 received, 0 lost"
-fi
+CLIENT=(-u ninefingers -w youhavetoberealistic -n 100 -m 2 -l 120 -z 5)
+uclient_zero_loss "turnutils_uclient -T over tcp" 200 -T -p "$PORT" "${CLIENT[@]}" -e 127.0.0.1 127.0.0.1
+uclient_zero_loss "turnutils_uclient -T over tls" 200 -T -S -p "$TPORT" "${CLIENT[@]}" -e 127.0.0.1 127.0.0.1
+# -x: the client asks for an IPv6 relayed address (without it, it wants IPv4 and rejects any other).
+[ -z "$V6" ] || uclient_zero_loss "turnutils_uclient -T on ::1" 200 -T -x -p "$PORT" "${CLIENT[@]}" -e ::1 ::1
 grep -q "over tls, TCP relay" "$WORK/ferry.log" || fail "no TCP allocation over TLS was logged"
 grep -q "tcp relay connection .* closed: 12000 bytes to the peer, 12000 bytes from it" "$WORK/ferry.log" ||
     fail "no peer connection carried the uclient's 12000 bytes each way"

@@ -13,6 +13,8 @@ namespace ferry::server::net {
 /// Fills `out` and returns the length to pass to bind/sendto.
 socklen_t to_sockaddr(const protocol::transport_address& a, sockaddr_storage& out);
 protocol::transport_address from_sockaddr(const sockaddr_storage& s);
+/// From an Asio endpoint's raw sockaddr (`data`, `size`).
+protocol::transport_address from_raw(const void* data, std::size_t size);
 
 /// A non-blocking UDP socket bound to `a` with SO_REUSEPORT (IPV6_V6ONLY for IPv6). On a
 /// wildcard address it also asks for IP_PKTINFO / IPV6_RECVPKTINFO, so replies leave from the
