@@ -37,6 +37,7 @@ struct turn_options {
     bool channels = true;             ///< ChannelData (else Send/Data indications)
     std::size_t payload = 100;        ///< bytes of application data per packet
     double rate = 0;                  ///< packets per second in total; 0 = closed loop
+    std::string trace;                ///< file for one line per round trip, if set
 };
 
 /// Closed-loop Binding requests; every answer is parsed and its XOR-MAPPED-ADDRESS checked.

@@ -4,7 +4,7 @@
 //   ferry-load binding  --server IP:PORT [--sockets 64] [--window 4] [--seconds 5] [--max-requests N]
 //   ferry-load echo     --bind IP:PORT [--seconds 60]
 //   ferry-load relay    --server IP:PORT --peer IP:PORT [--sockets 16] [--window 8] [--payload 100]
-//                       [--send] [--rate PPS] [--user U --password P] [--seconds 5]
+//                       [--send] [--rate PPS] [--user U --password P] [--seconds 5] [--trace FILE]
 //   ferry-load allocate --server IP:PORT [--user U --password P] [--seconds 5] [--max-requests N]
 //   ferry-load hold     --server IP:PORT --sockets N [--user U --password P] [--seconds 10]
 //
@@ -40,7 +40,8 @@ int usage() {
                  "usage: ferry-load binding|relay|allocate|hold --server IP:PORT [options]\n"
                  "       ferry-load echo --bind IP:PORT [--seconds S]\n"
                  "options: --sockets N --window N --seconds S --max-requests N --peer IP:PORT\n"
-                 "         --payload BYTES --send --rate PPS --user U --password P\n");
+                 "         --payload BYTES --send --rate PPS --user U --password P\n"
+                 "         --trace FILE (relay: send ms, round trip us, client per line)\n");
     return 2;
 }
 
@@ -82,6 +83,7 @@ int main(int argc, char** argv) {
         else if (k == "--max-requests") o.max_requests = std::strtoull(v, nullptr, 10);
         else if (k == "--payload") t.payload = static_cast<std::size_t>(std::atoi(v));
         else if (k == "--rate") t.rate = std::atof(v);
+        else if (k == "--trace") t.trace = v;
         else if (k == "--user") t.creds.user = v;
         else if (k == "--password") t.creds.password = v;
         else return usage();

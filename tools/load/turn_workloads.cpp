@@ -181,6 +181,11 @@ result run_relay(const options& o, const turn_options& t) {
         r.sent += ok;
     };
 
+    // --trace: one line per round trip (send time in ms from the start, round trip in µs, client),
+    // to tell a slow server from a stalled machine: a stall delays every client at once.
+    std::FILE* trace = t.trace.empty() ? nullptr : std::fopen(t.trace.c_str(), "w");
+    if (!t.trace.empty() && trace == nullptr) throw std::runtime_error("cannot write " + t.trace);
+    const std::uint64_t trace0 = now_ns();
     const bool paced = t.rate > 0;
     const auto start = clock::now();
     const double cpu0 = cpu_seconds();
@@ -244,6 +249,7 @@ result run_relay(const options& o, const turn_options& t) {
                 std::uint64_t stamp = 0;
                 std::memcpy(&stamp, body.data() + 8, 8);
                 if (rtt_us.size() < rtt_us.capacity()) rtt_us.push_back(static_cast<std::uint32_t>((t_now - stamp) / 1000));
+                if (trace) std::fprintf(trace, "%.3f %llu %u\n", static_cast<double>(stamp - trace0) / 1e6, static_cast<unsigned long long>((t_now - stamp) / 1000), i);
                 ++r.received;
                 if (c.in_flight > 0) --c.in_flight;
             }
@@ -253,6 +259,7 @@ result run_relay(const options& o, const turn_options& t) {
     r.seconds = std::chrono::duration<double>(std::min(clock::now(), deadline) - start).count();
     r.cpu_seconds = cpu_seconds() - cpu0;
     r.timeouts = r.sent - std::min(r.sent, r.received + r.bad);
+    if (trace) std::fclose(trace);
     if (!rtt_us.empty()) {
         std::sort(rtt_us.begin(), rtt_us.end());
         r.p50_us = rtt_us[rtt_us.size() / 2];
