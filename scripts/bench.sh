@@ -5,7 +5,7 @@
 # /proc/PID/stat around each workload, RSS and descriptors from /proc while allocations are
 # held. It prints each figure's median over the rounds for both servers and the ratio.
 #
-#   ./scripts/bench.sh            (after ./scripts/test.sh has built build/release)
+#   ./scripts/bench.sh            (after ./scripts/test.sh has built build/release; about 6 minutes)
 #   BENCH_ROUNDS=3 BENCH_SECONDS=5 ./scripts/bench.sh
 #
 # Everything runs on loopback, bounded in time; only processes it started are stopped.
@@ -32,7 +32,6 @@ trap cleanup EXIT
 TICKS=$(getconf CLK_TCK)
 THREADS=$(nproc)
 RESULTS="$WORK/results.tsv"
-RUN=() # a command prefix for the load generator (taskset)
 : >"$RESULTS"
 
 free_port() { python3 tests/integration/free_port.py "${1:-1}"; }
@@ -91,7 +90,7 @@ measure() {
     shift 4
     local before after out
     before=$(cpu_ticks "$SERVER_PID")
-    out=$("${RUN[@]}" "$LOAD" "$@")
+    out=$("$LOAD" "$@")
     after=$(cpu_ticks "$SERVER_PID")
     local received rate loss
     received=$(field received "$out")
@@ -147,17 +146,6 @@ run_server() { # NAME ROUND
     for _ in 1 2 3; do
         measure "$1" "$2" "latency 1000 pps" 2 relay --server "$s" --peer "$peer" --sockets 16 --payload 100 --rate 1000 --seconds "$SECS"
     done
-    # The same with the placement fixed: every server thread on CPU 1, the load generator and the
-    # echo peer on CPU 0, so both servers pay the same cross-CPU wake-ups.
-    if [ "$THREADS" -ge 2 ] && command -v taskset >/dev/null; then
-        taskset -a -p -c 1 "$SERVER_PID" >/dev/null
-        taskset -p -c 0 "$ECHO_PID" >/dev/null
-        RUN=(taskset -c 0)
-        for _ in 1 2 3; do
-            measure "$1" "$2" "latency 1000 pps, pinned" 2 relay --server "$s" --peer "$peer" --sockets 16 --payload 100 --rate 1000 --seconds "$SECS"
-        done
-        RUN=()
-    fi
     # Memory is measured on a fresh server, so that heap kept from the workloads above (coturn
     # reuses it) does not hide what holding allocations costs.
     stop_server
