@@ -1,0 +1,97 @@
+#include "ferry/server/turn_handler.hpp"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+
+namespace ferry::server {
+
+using std::chrono::seconds;
+
+// turn_shared: what the workers share (quotas, EVEN-PORT reservations, RFC 6062 connection ids),
+// behind one mutex touched only when allocations and connections come and go.
+
+turn_shared::quota turn_shared::acquire(const std::string& user, unsigned per_user, unsigned total) {
+    std::lock_guard lock(mutex_);
+    if (total != 0 && total_ >= total) return quota::total;
+    auto& n = per_user_[user];
+    if (per_user != 0 && n >= per_user) return quota::user;
+    ++n;
+    ++total_;
+    return quota::ok;
+}
+
+void turn_shared::release(const std::string& user) {
+    std::lock_guard lock(mutex_);
+    auto it = per_user_.find(user);
+    if (it != per_user_.end() && --it->second == 0) per_user_.erase(it);
+    if (total_ > 0) --total_;
+}
+
+std::size_t turn_shared::total() const {
+    std::lock_guard lock(mutex_);
+    return total_;
+}
+
+void turn_shared::reserve(const std::array<std::uint8_t, 8>& token, reservation r) {
+    std::lock_guard lock(mutex_);
+    reservations_[token] = r;
+}
+
+std::optional<turn_shared::reservation> turn_shared::take(const std::array<std::uint8_t, 8>& token,
+                                                          steady_time now) {
+    std::lock_guard lock(mutex_);
+    auto it = reservations_.find(token);
+    if (it == reservations_.end() || it->second.expires <= now) return std::nullopt;
+    auto r = it->second;
+    reservations_.erase(it);
+    return r;
+}
+
+std::vector<turn_shared::reservation> turn_shared::expire(steady_time now) {
+    std::lock_guard lock(mutex_);
+    std::vector<reservation> out;
+    for (auto it = reservations_.begin(); it != reservations_.end();) {
+        if (it->second.expires <= now) {
+            out.push_back(it->second);
+            it = reservations_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    return out;
+}
+
+std::uint32_t turn_shared::add_connection(const std::string& user, bool ready) {
+    std::lock_guard lock(mutex_);
+    std::uint32_t id = 0;
+    while (id == 0 || connections_.count(id) != 0)
+        RAND_bytes(reinterpret_cast<unsigned char*>(&id), sizeof id);
+    connections_[id] = {user, ready, false};
+    return id;
+}
+
+void turn_shared::ready_connection(std::uint32_t id) {
+    std::lock_guard lock(mutex_);
+    if (auto it = connections_.find(id); it != connections_.end()) it->second.ready = true;
+}
+
+bool turn_shared::claim_connection(std::uint32_t id, std::string_view user) {
+    std::lock_guard lock(mutex_);
+    auto it = connections_.find(id);
+    if (it == connections_.end() || !it->second.ready || it->second.claimed || it->second.user != user)
+        return false;
+    it->second.claimed = true;
+    return true;
+}
+
+void turn_shared::drop_connection(std::uint32_t id) {
+    std::lock_guard lock(mutex_);
+    connections_.erase(id);
+}
+
+std::int64_t system_turn_clock::unix_now() const {
+    return std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+} // namespace ferry::server
