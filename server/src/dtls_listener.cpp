@@ -2,6 +2,7 @@
 
 #include "ferry/protocol/channel_data.hpp"
 #include "ferry/server/net.hpp"
+#include "ferry/server/spawn.hpp"
 
 #include <array>
 #include <chrono>
@@ -49,6 +50,9 @@ public:
     // One record's plaintext: a STUN message or ChannelData, as a UDP datagram would carry.
     void on_record(std::span<const std::uint8_t> record) {
         if (record.empty()) return;
+        // Relayed payloads point into the record's buffer, which the next record reuses: sent
+        // when this one is done.
+        send_scope sent(listener_.sink_);
         deadline = clock::now() + listener_.limits_.tcp_idle_timeout;
         const auto kind = protocol::classify(record[0]);
         if (kind == protocol::packet_kind::channel_data) {
@@ -58,8 +62,6 @@ public:
             const reply r = listener_.handler_.handle(ctx_, record, reply_buffer, &listener_.sink_);
             if (r.size != 0) deliver({reply_buffer.data(), r.size});
         }
-        // Relayed payloads point into the record's buffer, which the next record reuses.
-        listener_.sink_.flush();
     }
 
     dtls_listener& listener_;
@@ -85,8 +87,9 @@ dtls_listener::~dtls_listener() {
 }
 
 void dtls_listener::start() {
-    asio::co_spawn(socket_.get_executor(), receive_loop(), asio::detached);
-    asio::co_spawn(socket_.get_executor(), timer_loop(), asio::detached);
+    spawn_restarting(socket_.get_executor(), fmt::format("dtls listener {}", bound_), [this] { return receive_loop(); });
+    spawn_restarting(socket_.get_executor(), fmt::format("dtls listener {}: timers", bound_),
+                     [this] { return timer_loop(); });
 }
 
 void dtls_listener::queue(const protocol::transport_address& to, const protocol::ip_address& local,
@@ -125,6 +128,7 @@ bool dtls_listener::service() {
     for (int round = 0; round < rounds; ++round) {
         const std::size_t n = batch_.receive(fd);
         if (n == 0) return true;
+        send_scope sent(batch_);
         for (std::size_t i = 0; i < n; ++i) {
             if (batch_.truncated(i)) continue;
             protocol::ip_address local = bound_.ip;
@@ -132,7 +136,7 @@ bool dtls_listener::service() {
                 if (const auto d = batch_.destination(i)) local = *d;
             on_datagram(net::from_sockaddr(batch_.source(i)), local, batch_.payload(i));
         }
-        batch_.flush();
+        sent.now();
         if (n < udp_batch::batch_size) return true;
     }
     return false;

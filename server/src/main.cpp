@@ -84,10 +84,9 @@ int main(int argc, char** argv) {
         ferry::server::log::warn("only {} file descriptors: at most about that many allocations "
                                  "(raise LimitNOFILE / ulimit -n)", files.rlim_cur);
     try {
-        ferry::server::run(std::move(cfg));
+        return ferry::server::run(std::move(cfg));
     } catch (const std::exception& e) {
         ferry::server::log::error("cannot start: {}", e.what());
         return 1;
     }
-    return 0;
 }

@@ -82,6 +82,14 @@ int open_socket(const transport_address& a, int type, bool reuse_port = true) {
     return fd;
 }
 
+/// Closes `fd` and returns -1 with errno as the failed call left it.
+int close_keeping_errno(int fd) {
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+}
+
 } // namespace
 
 void ensure_unused(const transport_address& a, int type) {
@@ -103,7 +111,7 @@ int bind_udp(const transport_address& a) {
 int bind_relay(const transport_address& a, bool dont_fragment) {
     const int family = a.ip.family == address_family::ipv4 ? AF_INET : AF_INET6;
     const int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) fail(errno, "cannot open a relay socket on", a);
+    if (fd < 0) return -1;
     const int one = 1;
     if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (dont_fragment) {
@@ -116,12 +124,7 @@ int bind_relay(const transport_address& a, bool dont_fragment) {
     }
     sockaddr_storage ss;
     const auto len = to_sockaddr(a, ss);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-        const int err = errno;
-        ::close(fd);
-        if (err == EADDRINUSE || err == EACCES) return -1;
-        fail(err, "cannot bind a relay socket to", a);
-    }
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return close_keeping_errno(fd);
     return fd;
 }
 
@@ -130,7 +133,7 @@ namespace {
 int open_relay_tcp(const transport_address& a) {
     const int family = a.ip.family == address_family::ipv4 ? AF_INET : AF_INET6;
     const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) fail(errno, "cannot open a TCP relay socket on", a);
+    if (fd < 0) return -1;
     const int one = 1;
     if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     return fd;
@@ -140,29 +143,22 @@ int open_relay_tcp(const transport_address& a) {
 
 int listen_relay_tcp(const transport_address& a) {
     const int fd = open_relay_tcp(a);
+    if (fd < 0) return -1;
     sockaddr_storage ss;
     const auto len = to_sockaddr(a, ss);
     // Bound without SO_REUSEPORT, so a port in use is refused; the option is set afterwards so
     // that the allocation's own outgoing connections (Connect) can bind the same address.
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-        const int err = errno;
-        ::close(fd);
-        if (err == EADDRINUSE || err == EACCES) return -1;
-        fail(err, "cannot bind a TCP relay socket to", a);
-    }
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return close_keeping_errno(fd);
     const int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (::listen(fd, 64) != 0) {
-        const int err = errno;
-        ::close(fd);
-        fail(err, "cannot listen on", a);
-    }
+    if (::listen(fd, 64) != 0) return close_keeping_errno(fd);
     return fd;
 }
 
 int bind_relay_tcp_client(const transport_address& a) {
     const int fd = open_relay_tcp(a);
+    if (fd < 0) return -1;
     const int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);

@@ -1,6 +1,7 @@
 #include "ferry/server/relay_socket.hpp"
 
 #include "ferry/server/net.hpp"
+#include "ferry/server/spawn.hpp"
 
 namespace ferry::server {
 
@@ -39,12 +40,17 @@ relay_socket::relay_socket(asio::io_context& io, int fd, protocol::address_famil
 
 void relay_socket::start() {
     auto self = shared_from_this();
-    asio::co_spawn(socket_.get_executor(), [self] { return self->run(); }, asio::detached);
+    spawn_restarting(socket_.get_executor(), "relay socket", [self] { return self->run(); });
 }
 
 void relay_socket::close() {
+    if (!socket_.is_open()) return;
+    // The descriptor leaves Asio now (the receive loop ends) but closes only after the batch's
+    // next flush: datagrams queued for it must not leave from a new socket given its number.
     std::error_code ec;
-    socket_.close(ec);
+    const int fd = socket_.release(ec);
+    if (ec) socket_.close(ec);
+    else batch_.close_after_flush(fd);
 }
 
 asio::awaitable<void> relay_socket::run() {
@@ -65,13 +71,14 @@ bool relay_socket::service() {
         const int fd = socket_.native_handle();
         const std::size_t n = batch_.receive(fd);
         if (n == 0) return true;
+        send_scope sent(batch_); // what this round queues points into its receive slots
         for (std::size_t i = 0; i < n; ++i) {
             if (batch_.truncated(i)) continue;
             turn_.handle_peer(fd, net::from_sockaddr(batch_.source(i)), batch_.payload(i), sink_);
             // The handler may have ended the allocation (expiry) and closed this very socket.
             if (!socket_.is_open()) break;
         }
-        batch_.flush();
+        sent.now();
         if (n < udp_batch::batch_size) return true;
     }
     return false;

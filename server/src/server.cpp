@@ -1,6 +1,7 @@
 #include "ferry/server/server.hpp"
 
 #include "ferry/server/log.hpp"
+#include "ferry/server/spawn.hpp"
 #include "ferry/server/tls_context.hpp"
 #include "ferry/server/worker.hpp"
 
@@ -20,10 +21,7 @@ namespace {
 std::unique_ptr<turn_context> make_turn_context(config& cfg) {
     if (!cfg.turn.enabled()) return nullptr;
     const auto& t = cfg.turn;
-    auto ctx = std::unique_ptr<turn_context>(new turn_context{
-        {}, auth::credential_store(t.realm), auth::nonce_manager(t.nonce_lifetime, auth::random_secret()),
-        peer_policy(t.allowed_peer_ranges, t.denied_peer_ranges), {}, {}});
-    auto& s = ctx->settings;
+    turn_settings s;
     s.max_lifetime = t.max_lifetime;
     for (const auto& r : t.relay_addresses) s.relay_addresses.push_back({r.address, r.advertised});
     s.port_min = t.relay_port_min;
@@ -32,6 +30,9 @@ std::unique_ptr<turn_context> make_turn_context(config& cfg) {
     s.allocations_total = cfg.limits.allocations_total;
     s.permissions_per_allocation = cfg.limits.permissions_per_allocation;
     s.channels_per_allocation = cfg.limits.channels_per_allocation;
+    auto ctx = std::unique_ptr<turn_context>(new turn_context{
+        s, auth::credential_store(t.realm), auth::nonce_manager(t.nonce_lifetime, auth::random_secret()),
+        peer_policy(t.allowed_peer_ranges, t.denied_peer_ranges), {}, {}});
     for (auto& u : cfg.turn.users) {
         if (u.key) {
             auth::key k;
@@ -51,7 +52,7 @@ std::unique_ptr<turn_context> make_turn_context(config& cfg) {
 
 } // namespace
 
-void run(config cfg) {
+int run(config cfg) {
     const unsigned threads = cfg.threads != 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
 
     auto turn = make_turn_context(cfg);
@@ -94,7 +95,8 @@ void run(config cfg) {
             signals.async_wait(on_signal);
             return;
         }
-        log::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        if (requested_exit() != 0) log::error("stopping after an internal error");
+        else log::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
         for (auto& w : workers) w->stop();
     };
     signals.async_wait(on_signal);
@@ -114,6 +116,7 @@ void run(config cfg) {
     log::info("stopped: {} requests answered, {} error responses, {} messages dropped",
               total.requests, total.errors_sent, total.dropped);
     workers.clear(); // ends every allocation (and logs it) before the shared TURN state goes
+    return requested_exit();
 }
 
 } // namespace ferry::server

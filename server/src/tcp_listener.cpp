@@ -3,6 +3,8 @@
 #include "ferry/protocol/channel_data.hpp"
 #include "ferry/protocol/framer.hpp"
 #include "ferry/server/net.hpp"
+#include "ferry/server/spawn.hpp"
+#include "ferry/server/udp_batch.hpp"
 #include "ferry/server/tcp_relay.hpp"
 
 #include <array>
@@ -56,8 +58,8 @@ public:
         // A TLS client must finish its handshake first, and sooner.
         deadline_ = clock::now() + (is_tls ? limits_.tls_handshake_timeout : limits_.tcp_idle_timeout);
         auto self = this->shared_from_this();
-        asio::co_spawn(socket_.get_executor(), [self] { return self->read_loop(); }, asio::detached);
-        asio::co_spawn(socket_.get_executor(), [self] { return self->watchdog(); }, asio::detached);
+        spawn(socket_.get_executor(), describe("reader"), [self] { return self->read_loop(); }, [self] { self->close(); });
+        spawn(socket_.get_executor(), describe("watchdog"), [self] { return self->watchdog(); }, [self] { self->close(); });
     }
 
     // Everything this connection sends passes here: answers and relayed data, in order.
@@ -74,7 +76,10 @@ public:
         if (!writing_) {
             writing_ = true;
             auto self = this->shared_from_this();
-            asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
+            spawn(socket_.get_executor(), describe("writer"), [self] { return self->write_loop(); }, [self] {
+                self->writing_ = false;
+                self->close();
+            });
         }
     }
 
@@ -101,6 +106,9 @@ public:
     std::size_t backlog() const override { return unsent_.load(std::memory_order_relaxed); }
 
 private:
+    std::string describe(std::string_view what) const {
+        return fmt::format("{} {} {}", to_string(ctx_.via), ctx_.remote, what);
+    }
     static Stream make_stream(asio::ip::tcp::socket socket, asio::ssl::context* tls) {
         if constexpr (is_tls) return Stream(std::move(socket), *tls);
         else return socket; // a by-value parameter: moved implicitly
@@ -142,7 +150,11 @@ private:
             if (ec) break;
             used += n;
             std::size_t off = 0;
+            std::size_t wanted = 0; ///< the size of an incomplete frame at `off`
             bool bad = false;
+            // Relayed payloads are queued as pointers into in_: whatever happens below, they
+            // leave (or are dropped) before in_ can move, grow or be read into again.
+            send_scope flushed(sink_);
             for (;;) {
                 const auto r = protocol::next_frame({in_.data() + off, used - off}, max_frame);
                 if (r.kind == protocol::frame_result::invalid) {
@@ -150,8 +162,7 @@ private:
                     break;
                 }
                 if (r.kind == protocol::frame_result::need_more) {
-                    // Grow only to what the frame declared, never past max_frame.
-                    if (r.size > in_.size()) in_.resize(r.size);
+                    wanted = r.size;
                     break;
                 }
                 const std::span<const std::uint8_t> frame(in_.data() + off, r.size);
@@ -165,8 +176,7 @@ private:
                 if (rep.size != 0) deliver({reply_buffer.data(), rep.size});
                 if (closed_ || partner_) break;
             }
-            // Relayed payloads point into in_: send them before it moves.
-            sink_.flush();
+            flushed.now();
             if (bad) {
                 log_.at(log_level::debug, "{} {}: closing, the stream is not STUN framing", to_string(ctx_.via),
                         ctx_.remote);
@@ -180,6 +190,9 @@ private:
             }
             std::memmove(in_.data(), in_.data() + off, used - off);
             used -= off;
+            // Grow only to what the frame declared (never past max_frame), and only now that
+            // nothing queued points into in_.
+            if (wanted > in_.size()) in_.resize(wanted);
             if (used == 0 && in_.size() > initial_buffer) {
                 in_.resize(initial_buffer);
                 in_.shrink_to_fit();
@@ -276,7 +289,8 @@ tcp_listener::tcp_listener(asio::io_context& io, int fd, const protocol::transpo
 }
 
 void tcp_listener::start() {
-    asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
+    spawn_restarting(acceptor_.get_executor(), fmt::format("{} listener {}", kind(), bound_),
+                     [this] { return accept_loop(); });
 }
 
 asio::awaitable<void> tcp_listener::accept_loop() {
@@ -303,7 +317,8 @@ asio::awaitable<void> tcp_listener::accept_loop() {
             continue;
         }
         if (plain_too_)
-            asio::co_spawn(acceptor_.get_executor(), sniff(std::move(socket), std::move(ticket)), asio::detached);
+            spawn(acceptor_.get_executor(), fmt::format("{} listener {}: first byte", kind(), bound_),
+                  [&] { return sniff(std::move(socket), std::move(ticket)); }, [] {});
         else
             serve(std::move(socket), tls_ != nullptr, std::move(ticket));
     }
@@ -321,23 +336,33 @@ void tcp_listener::serve(asio::ip::tcp::socket socket, bool tls, connection_limi
 }
 
 asio::awaitable<void> tcp_listener::sniff(asio::ip::tcp::socket socket, connection_limiter::ticket ticket) {
-    // A client that sends nothing is held no longer than a TLS handshake may take.
-    asio::steady_timer deadline(socket.get_executor());
+    // A client that sends nothing is held no longer than a TLS handshake may take. The
+    // deadline's handler may already be queued when the first byte arrives (cancel() cannot
+    // withdraw it then), and this frame is gone by the time it runs: it shares the socket's
+    // ownership and a flag, never a reference into this frame.
+    struct waiting {
+        explicit waiting(asio::ip::tcp::socket s) : socket(std::move(s)) {}
+        asio::ip::tcp::socket socket;
+        bool done = false;
+    };
+    auto state = std::make_shared<waiting>(std::move(socket));
+    asio::steady_timer deadline(state->socket.get_executor());
     deadline.expires_after(limits_.tls_handshake_timeout);
-    deadline.async_wait([&socket](const std::error_code& e) {
+    deadline.async_wait([state](const std::error_code& e) {
         std::error_code ignored;
-        if (!e) socket.cancel(ignored);
+        if (!e && !state->done) state->socket.cancel(ignored);
     });
-    auto [ec] = co_await socket.async_wait(asio::socket_base::wait_read, use_tuple);
+    auto [ec] = co_await state->socket.async_wait(asio::socket_base::wait_read, use_tuple);
+    state->done = true;
     deadline.cancel();
     std::uint8_t first = 0;
-    if (ec || ::recv(socket.native_handle(), &first, 1, MSG_PEEK) != 1) {
+    if (ec || ::recv(state->socket.native_handle(), &first, 1, MSG_PEEK) != 1) {
         std::error_code ignored;
-        socket.close(ignored);
+        state->socket.close(ignored);
         co_return;
     }
     // RFC 7983: 22 is a TLS handshake record; STUN starts with 0 or 1, ChannelData with 0x40-0x7F.
-    serve(std::move(socket), first == 22, std::move(ticket));
+    serve(std::move(state->socket), first == 22, std::move(ticket));
 }
 
 } // namespace ferry::server

@@ -1,6 +1,7 @@
 #include "ferry/server/tcp_relay.hpp"
 
 #include "ferry/server/net.hpp"
+#include "ferry/server/spawn.hpp"
 
 #include <chrono>
 #include <cstring>
@@ -43,7 +44,8 @@ void tcp_peer_link::start() {
     if (!ec) peer_ = to_address(remote);
     hub_.add(id_, weak_from_this());
     auto self = shared_from_this();
-    asio::co_spawn(socket_.get_executor(), [self] { return self->read_loop(); }, asio::detached);
+    spawn(socket_.get_executor(), fmt::format("tcp relay connection {}: reader", id_), [self] { return self->read_loop(); },
+          [self] { self->close(); });
 }
 
 void tcp_peer_link::attach(std::shared_ptr<splice_end> client) {
@@ -79,7 +81,11 @@ void tcp_peer_link::write(std::span<const std::uint8_t> bytes) {
     if (!writing_) {
         writing_ = true;
         auto self = shared_from_this();
-        asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
+        spawn(socket_.get_executor(), fmt::format("tcp relay connection {}: writer", id_), [self] { return self->write_loop(); },
+              [self] {
+                  self->writing_ = false;
+                  self->close();
+              });
     }
 }
 
@@ -149,7 +155,8 @@ tcp_relay_listener::tcp_relay_listener(asio::io_context& io, int fd, const proto
 
 void tcp_relay_listener::start() {
     auto self = shared_from_this();
-    asio::co_spawn(acceptor_.get_executor(), [self] { return self->accept_loop(); }, asio::detached);
+    spawn_restarting(acceptor_.get_executor(), fmt::format("tcp relay listener {}", local_),
+                     [self] { return self->accept_loop(); });
 }
 
 void tcp_relay_listener::close() {

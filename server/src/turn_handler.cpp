@@ -321,7 +321,7 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
         add_relay(reserved->handle, reserved->local);
     } else if (even && even->reserve) {
         for (int attempt = 0; attempt < 8 && a->relay_count == 0; ++attempt) {
-            const auto first = relays_.open(primary_ip->bind, true, dont_fragment);
+            const auto first = relays_.open(primary_ip->bind, true, dont_fragment, true);
             if (!first) break;
             const auto next = relays_.open_next(*first);
             if (!next) {

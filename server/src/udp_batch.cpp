@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <netinet/udp.h>
 #include <cstring>
+#include <unistd.h>
 
 namespace ferry::server {
 
@@ -130,6 +131,20 @@ void udp_batch::flush() {
     }
     tx_count_ = 0;
     tx_buffers_used_ = 0;
+    for (const int fd : closing_) ::close(fd);
+    closing_.clear();
+}
+
+void udp_batch::discard() {
+    tx_count_ = 0;
+    tx_buffers_used_ = 0;
+    for (const int fd : closing_) ::close(fd);
+    closing_.clear();
+}
+
+void udp_batch::close_after_flush(int fd) {
+    if (tx_count_ == 0) ::close(fd);
+    else closing_.push_back(fd);
 }
 
 // Datagrams [start, end) all leave from `fd`. Consecutive ones to the same destination from the

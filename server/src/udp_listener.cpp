@@ -2,6 +2,7 @@
 
 #include "ferry/protocol/channel_data.hpp"
 #include "ferry/server/net.hpp"
+#include "ferry/server/spawn.hpp"
 
 namespace ferry::server {
 
@@ -15,7 +16,7 @@ udp_listener::udp_listener(asio::io_context& io, int fd, const protocol::transpo
 }
 
 void udp_listener::start() {
-    asio::co_spawn(socket_.get_executor(), run(), asio::detached);
+    spawn_restarting(socket_.get_executor(), fmt::format("udp listener {}", bound_), [this] { return run(); });
 }
 
 asio::awaitable<void> udp_listener::run() {
@@ -34,6 +35,7 @@ bool udp_listener::service() {
     for (int round = 0; round < rounds; ++round) {
         const std::size_t n = batch_.receive(fd);
         if (n == 0) return true;
+        send_scope sent(batch_); // what this round queues points into its receive slots
         for (std::size_t i = 0; i < n; ++i) {
             const auto data = batch_.payload(i);
             const auto kind = data.empty() || batch_.truncated(i) ? protocol::packet_kind::other
@@ -79,7 +81,7 @@ bool udp_listener::service() {
             }
             batch_.queue(via, to, out.first(r.size), from);
         }
-        batch_.flush();
+        sent.now();
         if (n < udp_batch::batch_size) return true;
     }
     return false;

@@ -1,6 +1,7 @@
 #include "ferry/server/worker.hpp"
 
 #include "ferry/server/log.hpp"
+#include "ferry/server/spawn.hpp"
 #include "ferry/server/net.hpp"
 
 #include <cstring>
@@ -107,7 +108,7 @@ void worker::run() {
     for (auto& u : udp_) u->start();
     for (auto& t : tcp_) t->start();
     for (auto& d : dtls_) d->start();
-    if (turn_) asio::co_spawn(io_, sweep_loop(), asio::detached);
+    if (turn_) spawn_restarting(io_.get_executor(), "sweep", [this] { return sweep_loop(); });
     io_.run();
 }
 
@@ -118,47 +119,80 @@ asio::awaitable<void> worker::sweep_loop() {
         auto [ec] = co_await timer.async_wait(use_tuple);
         if (ec) co_return;
         turn_->sweep();
+        if (index_ == 0) turn_context_->ports.release_foreign(std::chrono::steady_clock::now());
     }
 }
 
 // --- relay_provider: relay sockets on ports from the configured range ------------------------
+// Nothing here throws: these run on a client's request, and a socket call that fails (EMFILE,
+// ENOBUFS, an address not on this host) becomes a 508 for that request, with a log line.
 
-std::optional<relay_provider::opened> worker::open(const protocol::ip_address& ip, bool even,
-                                                   bool dont_fragment) {
-    const auto& s = turn_context_->settings;
-    std::uniform_int_distribution<unsigned> pick(s.port_min, s.port_max);
-    for (int attempt = 0; attempt < 64; ++attempt) {
-        auto port = static_cast<std::uint16_t>(pick(rng_));
-        if (even) {
-            port = static_cast<std::uint16_t>(port & ~1u);
-            if (port < s.port_min) port = static_cast<std::uint16_t>(port + 2);
-            if (port > s.port_max) continue;
+namespace {
+
+std::optional<protocol::transport_address> local_of(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return std::nullopt;
+    return net::from_sockaddr(ss);
+}
+
+} // namespace
+
+template <class Bind>
+std::optional<relay_provider::opened> worker::bind_from_pool(const protocol::ip_address& ip, port_pool::protocol_kind kind,
+                                                             bool even, bool pair, Bind bind) {
+    auto& ports = turn_context_->ports;
+    for (int attempt = 0; attempt < 16; ++attempt) {
+        const auto port = ports.take(ip, kind, even, pair, static_cast<std::uint32_t>(rng_()));
+        if (!port) {
+            log_.at(log_level::warn, "no free relay port on {} (range {}-{})", ip, turn_context_->settings.port_min,
+                    turn_context_->settings.port_max);
+            return std::nullopt;
         }
-        const protocol::transport_address a{ip, port};
-        const int fd = net::bind_relay(a, dont_fragment);
-        if (fd < 0) continue; // taken: try another
-        auto socket = std::make_shared<relay_socket>(io_, fd, ip.family, *turn_, batch_, sink_);
-        relays_[fd] = socket;
-        socket->start();
-        return opened{fd, a};
+        const protocol::transport_address a{ip, *port};
+        const int fd = bind(a);
+        if (fd >= 0) return opened{fd, a};
+        const int err = errno;
+        if (pair) ports.give_back(ip, kind, static_cast<std::uint16_t>(*port + 1));
+        if (err == EADDRINUSE || err == EACCES) {
+            ports.held_elsewhere(ip, kind, *port, std::chrono::steady_clock::now()); // another process has it
+            continue;
+        }
+        ports.give_back(ip, kind, *port);
+        log_.at(log_level::warn, "cannot open a relay socket on {}: {}", a, std::strerror(err));
+        return std::nullopt;
     }
-    log::warn("no free relay port on {} after 64 tries (range {}-{})", ip, s.port_min, s.port_max);
+    log_.at(log_level::warn, "no relay port on {} could be bound: other processes hold them", ip);
     return std::nullopt;
 }
 
+std::optional<relay_provider::opened> worker::open(const protocol::ip_address& ip, bool even, bool dont_fragment,
+                                                   bool pair) {
+    auto o = bind_from_pool(ip, port_pool::protocol_kind::udp, even, pair,
+                            [&](const protocol::transport_address& a) { return net::bind_relay(a, dont_fragment); });
+    if (!o) return std::nullopt;
+    auto socket = std::make_shared<relay_socket>(io_, o->handle, ip.family, *turn_, batch_, sink_);
+    relays_[o->handle] = socket;
+    socket->start();
+    return o;
+}
+
 std::optional<relay_provider::opened> worker::open_next(const opened& even_port) {
-    if (even_port.local.port >= turn_context_->settings.port_max) return std::nullopt;
+    // open(..., pair) kept N+1 free for this.
     const protocol::transport_address a{even_port.local.ip, static_cast<std::uint16_t>(even_port.local.port + 1)};
     const int fd = net::bind_relay(a, false);
-    if (fd < 0) return std::nullopt;
-    return opened{fd, a};
+    if (fd >= 0) return opened{fd, a};
+    const int err = errno;
+    if (err == EADDRINUSE || err == EACCES)
+        turn_context_->ports.held_elsewhere(a.ip, port_pool::protocol_kind::udp, a.port, std::chrono::steady_clock::now());
+    else
+        turn_context_->ports.give_back(a.ip, port_pool::protocol_kind::udp, a.port);
+    return std::nullopt;
 }
 
 void worker::adopt(int handle) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    ::getsockname(handle, reinterpret_cast<sockaddr*>(&ss), &len);
-    const auto family = ss.ss_family == AF_INET ? protocol::address_family::ipv4 : protocol::address_family::ipv6;
+    const auto local = local_of(handle);
+    const auto family = local ? local->ip.family : protocol::address_family::ipv4;
     auto socket = std::make_shared<relay_socket>(io_, handle, family, *turn_, batch_, sink_);
     relays_[handle] = socket;
     socket->start();
@@ -166,34 +200,33 @@ void worker::adopt(int handle) {
 
 void worker::close(int handle) {
     if (auto t = tcp_relays_.find(handle); t != tcp_relays_.end()) {
+        turn_context_->ports.give_back(t->second->local().ip, port_pool::protocol_kind::tcp, t->second->local().port);
         t->second->close();
         tcp_relays_.erase(t);
         return;
     }
+    if (const auto local = local_of(handle))
+        turn_context_->ports.give_back(local->ip, port_pool::protocol_kind::udp, local->port);
     auto it = relays_.find(handle);
     if (it == relays_.end()) {
-        ::close(handle); // a reservation that never became an allocation
+        batch_.close_after_flush(handle); // a reservation that never became an allocation
         return;
     }
+    // Datagrams for this socket may still be queued in the batch: it closes after the flush,
+    // so its number cannot go to another allocation's socket before they leave.
     it->second->close();
     relays_.erase(it);
 }
 
 std::optional<relay_provider::opened> worker::open_tcp(const protocol::ip_address& ip) {
-    const auto& s = turn_context_->settings;
-    std::uniform_int_distribution<unsigned> pick(s.port_min, s.port_max);
-    for (int attempt = 0; attempt < 64; ++attempt) {
-        const protocol::transport_address a{ip, static_cast<std::uint16_t>(pick(rng_))};
-        const int fd = net::listen_relay_tcp(a);
-        if (fd < 0) continue; // taken: try another
-        auto listener = std::make_shared<tcp_relay_listener>(io_, fd, a, *turn_, sink_, turn_context_->links,
-                                                             cfg_.limits.tcp_buffer_bytes);
-        tcp_relays_[fd] = listener;
-        listener->start();
-        return opened{fd, a};
-    }
-    log::warn("no free TCP relay port on {} after 64 tries (range {}-{})", ip, s.port_min, s.port_max);
-    return std::nullopt;
+    auto o = bind_from_pool(ip, port_pool::protocol_kind::tcp, false, false,
+                            [](const protocol::transport_address& a) { return net::listen_relay_tcp(a); });
+    if (!o) return std::nullopt;
+    auto listener = std::make_shared<tcp_relay_listener>(io_, o->handle, o->local, *turn_, sink_, turn_context_->links,
+                                                         cfg_.limits.tcp_buffer_bytes);
+    tcp_relays_[o->handle] = listener;
+    listener->start();
+    return o;
 }
 
 void worker::connect_tcp(int handle, const protocol::transport_address& peer, std::uint32_t id) {
@@ -220,31 +253,37 @@ void worker::connect_tcp(int handle, const protocol::transport_address& peer, st
     asio::ip::tcp::endpoint endpoint;
     std::memcpy(endpoint.data(), &ss, len);
     endpoint.resize(len);
-    auto attempt = [this, socket, endpoint, id]() -> asio::awaitable<void> {
-        // RFC 6062 §5.2: "The timeout value MUST be at least 30 seconds."
-        asio::steady_timer deadline(io_);
-        deadline.expires_after(tcp_bind_timeout);
-        deadline.async_wait([socket](const std::error_code& e) {
-            std::error_code ignored;
-            if (!e) socket->close(ignored);
-        });
-        auto [cec] = co_await socket->async_connect(endpoint, use_tuple);
-        deadline.cancel();
-        const auto it = connecting_.find(id);
-        if (it == connecting_.end() || it->second != socket || !turn_) co_return; // abandoned
-        connecting_.erase(it);
-        if (cec) {
-            log::debug("tcp relay connection {}: connect failed: {}", id, cec.message());
-            turn_->tcp_connect_result(id, false, sink_);
-            co_return;
-        }
-        // Registered before the answer, so a quick ConnectionBind finds it.
-        std::make_shared<tcp_peer_link>(std::move(*socket), id, turn_context_->links, *turn_,
-                                        cfg_.limits.tcp_buffer_bytes)
-            ->start();
-        turn_->tcp_connect_result(id, true, sink_);
-    };
-    asio::co_spawn(io_, attempt, asio::detached);
+    spawn(io_.get_executor(), fmt::format("tcp relay connection {}: connect", id),
+          [&] { return connect_attempt(socket, endpoint, id); }, [this, id] {
+        connecting_.erase(id);
+        if (turn_) turn_->tcp_connect_result(id, false, sink_);
+    });
+}
+
+asio::awaitable<void> worker::connect_attempt(std::shared_ptr<asio::ip::tcp::socket> socket,
+                                              asio::ip::tcp::endpoint endpoint, std::uint32_t id) {
+    // RFC 6062 §5.2: "The timeout value MUST be at least 30 seconds."
+    asio::steady_timer deadline(io_);
+    deadline.expires_after(tcp_bind_timeout);
+    deadline.async_wait([socket](const std::error_code& e) {
+        std::error_code ignored;
+        if (!e) socket->close(ignored);
+    });
+    auto [cec] = co_await socket->async_connect(endpoint, use_tuple);
+    deadline.cancel();
+    const auto it = connecting_.find(id);
+    if (it == connecting_.end() || it->second != socket || !turn_) co_return; // abandoned
+    connecting_.erase(it);
+    if (cec) {
+        log::debug("tcp relay connection {}: connect failed: {}", id, cec.message());
+        turn_->tcp_connect_result(id, false, sink_);
+        co_return;
+    }
+    // Registered before the answer, so a quick ConnectionBind finds it.
+    std::make_shared<tcp_peer_link>(std::move(*socket), id, turn_context_->links, *turn_,
+                                    cfg_.limits.tcp_buffer_bytes)
+        ->start();
+    turn_->tcp_connect_result(id, true, sink_);
 }
 
 bool worker::bind_tcp(std::uint32_t id, int stream) {

@@ -39,7 +39,7 @@ struct fake_relays final : relay_provider {
     std::set<int> adopted;
     bool exhausted = false;
 
-    std::optional<opened> open(const ip_address& ip, bool even, bool) override {
+    std::optional<opened> open(const ip_address& ip, bool even, bool, bool = false) override {
         if (exhausted) return std::nullopt;
         if (even && next_port % 2 != 0) ++next_port;
         opened o{next_handle++, {ip, next_port}};

@@ -25,14 +25,15 @@ int bind_udp(const protocol::transport_address& a);
 /// traffic; a probe bound without it sees the other holder. `type` is SOCK_DGRAM or SOCK_STREAM.
 void ensure_unused(const protocol::transport_address& a, int type);
 /// A relay socket: a non-blocking UDP socket bound to exactly `a`, shared with no one (no
-/// SO_REUSEPORT or SO_REUSEADDR), with DF set when asked (RFC 8656 §7.2 step 4). Returns -1
-/// when the port is taken, and throws for other failures.
+/// SO_REUSEPORT or SO_REUSEADDR), with DF set when asked (RFC 8656 §7.2 step 4). Never throws:
+/// these are opened on a client's request. Returns -1 with errno set on any failure
+/// (EADDRINUSE: the port is taken; EMFILE, ENOBUFS, EADDRNOTAVAIL...: the request gets 508).
 int bind_relay(const protocol::transport_address& a, bool dont_fragment);
-/// RFC 6062: a TCP allocation's relayed address, listening, exclusive at bind time; -1 when
-/// the port is taken.
+/// RFC 6062: a TCP allocation's relayed address, listening, exclusive at bind time; -1 with
+/// errno on failure (EADDRINUSE when the port is taken). Never throws.
 int listen_relay_tcp(const protocol::transport_address& a);
 /// A TCP socket bound to a TCP allocation's relayed address `a`, for an outgoing connection
-/// (Connect); -1 on failure.
+/// (Connect); -1 with errno on failure. Never throws.
 int bind_relay_tcp_client(const protocol::transport_address& a);
 /// A non-blocking listening TCP socket with SO_REUSEPORT. Throws std::system_error.
 int listen_tcp(const protocol::transport_address& a, int backlog);

@@ -22,6 +22,7 @@ public:
                  std::span<const std::uint8_t> bytes) override;
     void to_client(const client_route& route, std::span<const std::uint8_t> bytes) override;
     void flush() override { batch_.flush(); }
+    void discard() override { batch_.discard(); }
 
 private:
     udp_batch& batch_;
@@ -33,7 +34,7 @@ public:
     relay_socket(asio::io_context& io, int fd, protocol::address_family family, turn_handler& turn,
                  udp_batch& batch, packet_sink& sink);
     void start();
-    /// Closes the socket; the receive loop ends at its next step.
+    /// Closes the socket (after the batch's next flush); the receive loop ends at its next step.
     void close();
 
 private:

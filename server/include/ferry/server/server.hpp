@@ -7,7 +7,8 @@
 namespace ferry::server {
 
 /// Binds everything, runs until SIGINT or SIGTERM, stops cleanly. Throws on start-up failure.
-/// Takes the configuration by value: user passwords are turned into keys and wiped.
-void run(config cfg);
+/// Takes the configuration by value: user passwords are turned into keys and wiped. Returns
+/// the process's exit code: 0, or exit_internal_error when a loop failed for good.
+int run(config cfg);
 
 } // namespace ferry::server

@@ -87,8 +87,10 @@ public:
         protocol::transport_address local;
     };
     /// A relay socket on `ip` with a port from the configured range (an even one if `even`),
-    /// receiving for this worker. nullopt when no port is free.
-    virtual std::optional<opened> open(const protocol::ip_address& ip, bool even, bool dont_fragment) = 0;
+    /// receiving for this worker. With `pair`, an even port whose N+1 is kept free for the
+    /// open_next that follows. nullopt when no port is free or the socket cannot be made.
+    virtual std::optional<opened> open(const protocol::ip_address& ip, bool even, bool dont_fragment,
+                                       bool pair = false) = 0;
     /// Port N+1 next to an opened even port N, bound but not yet receiving (for a reservation).
     virtual std::optional<opened> open_next(const opened& even_port) = 0;
     /// Makes a reserved socket (from open_next, maybe another worker's) receive for this worker.
@@ -121,6 +123,8 @@ public:
     virtual void to_client(const client_route& route, std::span<const std::uint8_t> bytes) = 0;
     /// Sends what is queued now (before the bytes handed to to_peer may change).
     virtual void flush() {}
+    /// Drops what is queued, unsent (the buffers it points into are no longer valid).
+    virtual void discard() {}
 };
 
 /// Time as the handler sees it: monotonic for lifetimes, unix seconds for nonces and REST.

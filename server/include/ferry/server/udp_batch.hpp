@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <exception>
 #include <netinet/in.h>
 #include <optional>
 #include <span>
@@ -44,8 +45,16 @@ public:
                const std::optional<protocol::ip_address>& from = std::nullopt);
     bool outbox_full() const { return tx_count_ == batch_size; }
     /// Sends everything queued, one sendmmsg per run of the same socket. Datagrams the
-    /// kernel refuses (buffer full) are dropped, as UDP would.
+    /// kernel refuses (buffer full) are dropped, as UDP would. Then closes the descriptors
+    /// handed to close_after_flush.
     void flush();
+    /// Forgets everything queued, unsent (after an exception left a batch half-built: what is
+    /// queued may point into buffers that are no longer what they were).
+    void discard();
+    /// Closes `fd` once nothing queued can leave from it: at once when nothing is queued, else
+    /// after the next flush. Until then its number cannot be reused by a new socket, so a
+    /// datagram queued for it can never leave from another allocation's socket.
+    void close_after_flush(int fd);
 
     std::uint64_t send_errors() const { return send_errors_; }
     /// UDP GSO on (the default) or off, for comparisons.
@@ -83,6 +92,27 @@ private:
     std::size_t tx_count_ = 0;
     std::size_t tx_buffers_used_ = 0;
     std::uint64_t send_errors_ = 0;
+    std::vector<int> closing_; ///< descriptors to close after the flush
+};
+
+/// A block that queues datagrams pointing into buffers it owns: when the block ends normally
+/// what it queued is sent (or at now()), and when an exception leaves it, dropped, so nothing
+/// queued outlives the buffers it points into. Sink: anything with flush() and discard().
+template <class Sink>
+class send_scope {
+public:
+    explicit send_scope(Sink& sink) : sink_(sink) {}
+    send_scope(const send_scope&) = delete;
+    send_scope& operator=(const send_scope&) = delete;
+    ~send_scope() {
+        if (std::uncaught_exceptions() > exceptions_) sink_.discard();
+        else sink_.flush();
+    }
+    void now() { sink_.flush(); }
+
+private:
+    Sink& sink_;
+    int exceptions_ = std::uncaught_exceptions();
 };
 
 } // namespace ferry::server

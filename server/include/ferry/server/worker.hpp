@@ -6,6 +6,7 @@
 
 #include "ferry/server/config.hpp"
 #include "ferry/server/dtls_listener.hpp"
+#include "ferry/server/port_pool.hpp"
 #include "ferry/server/relay_socket.hpp"
 #include "ferry/server/stun_handler.hpp"
 #include "ferry/server/tcp_listener.hpp"
@@ -30,6 +31,7 @@ struct turn_context {
     peer_policy policy;
     turn_shared shared;
     tcp_link_hub links; ///< RFC 6062 peer connections, for ConnectionBind on any worker
+    port_pool ports{settings.port_min, settings.port_max}; ///< built after settings are final
 };
 
 class worker final : public relay_provider {
@@ -52,7 +54,7 @@ public:
     const turn_handler* turn() const { return turn_.get(); }
 
     // relay_provider
-    std::optional<opened> open(const protocol::ip_address& ip, bool even, bool dont_fragment) override;
+    std::optional<opened> open(const protocol::ip_address& ip, bool even, bool dont_fragment, bool pair) override;
     std::optional<opened> open_next(const opened& even_port) override;
     void adopt(int handle) override;
     void close(int handle) override;
@@ -72,6 +74,13 @@ private:
     void add_udp(const protocol::transport_address& a, const nat_identity* nat = nullptr,
                  nat_set* set = nullptr);
     asio::awaitable<void> sweep_loop();
+    /// RFC 6062 Connect: the outgoing connection, answered through the handler.
+    asio::awaitable<void> connect_attempt(std::shared_ptr<asio::ip::tcp::socket> socket,
+                                          asio::ip::tcp::endpoint endpoint, std::uint32_t id);
+    /// A port from the pool, bound by `bind` (which returns a descriptor or -1 with errno).
+    template <class Bind>
+    std::optional<opened> bind_from_pool(const protocol::ip_address& ip, port_pool::protocol_kind kind, bool even,
+                                         bool pair, Bind bind);
     void add_nat_set(const listen_config& l, const protocol::ip_address& alternate,
                      std::uint16_t alternate_port);
 
@@ -93,6 +102,7 @@ private:
     system_turn_clock clock_;
     turn_context* turn_context_ = nullptr;
     std::unique_ptr<turn_handler> turn_; // after relays_: destroyed first, closing its relays
+    log::throttle log_{5};
 };
 
 } // namespace ferry::server
