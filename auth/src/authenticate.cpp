@@ -3,11 +3,13 @@
 #include "ferry/protocol/attributes.hpp"
 #include "ferry/protocol/integrity.hpp"
 
+#include <algorithm>
+
 namespace ferry::auth {
 
 using namespace ferry::protocol;
 
-auth_result authenticate(const message_view& req, const transport_address& client,
+auth_result authenticate(const message_view& req, const client_identity& client,
                          const credential_store& store, const nonce_manager& nonces, std::int64_t now,
                          const key* known, std::string_view known_username) {
     auth_result r;
@@ -26,23 +28,30 @@ auth_result authenticate(const message_view& req, const transport_address& clien
         return r;
     }
 
-    // PASSWORD-ALGORITHM (§14.12) picks the key's hash; it must be one we offered.
+    // §9.2.4: "If the request contains neither PASSWORD-ALGORITHMS nor PASSWORD-ALGORITHM,
+    //  then the request is processed as though PASSWORD-ALGORITHM were MD5. Otherwise, unless
+    //  (1) PASSWORD-ALGORITHM and PASSWORD-ALGORITHMS are both present, (2) PASSWORD-ALGORITHMS
+    //  matches the value sent in the response that sent this NONCE, and (3) PASSWORD-ALGORITHM
+    //  matches one of the entries in PASSWORD-ALGORITHMS, the server MUST generate an error
+    //  response with an error code of 400 (Bad Request)."
     auto algorithm = password_algorithm::md5;
-    if (req.has(attribute_type::password_algorithm)) {
+    const bool has_pa = req.has(attribute_type::password_algorithm);
+    const bool has_list = req.has(attribute_type::password_algorithms);
+    if (has_pa || has_list) {
         const auto pa = req.get<password_algorithm_attribute>();
-        if (!pa || (pa->algorithm != 1 && pa->algorithm != 2)) {
+        const auto list = req.get<password_algorithms>();
+        const auto offered = store.offered_algorithms();
+        bool ok = pa && list && list->count == offered.size();
+        for (std::size_t i = 0; ok && i < offered.size(); ++i)
+            ok = list->algorithms[i] == static_cast<std::uint16_t>(offered[i]);
+        ok = ok && std::any_of(offered.begin(), offered.end(), [&](password_algorithm a) {
+                 return static_cast<std::uint16_t>(a) == pa->algorithm;
+             });
+        if (!ok) {
             r.status = auth_status::bad_request;
             return r;
         }
         algorithm = static_cast<password_algorithm>(pa->algorithm);
-        // §9.2.4: PASSWORD-ALGORITHMS, when echoed, must be the list we sent.
-        if (req.has(attribute_type::password_algorithms)) {
-            const auto list = req.get<password_algorithms>();
-            if (!list || list->count != 2 || list->algorithms[0] != 2 || list->algorithms[1] != 1) {
-                r.status = auth_status::bad_request;
-                return r;
-            }
-        }
     }
 
     // Step 3: the nonce must be ours, for this client, and fresh -> else 438.
@@ -57,8 +66,13 @@ auth_result authenticate(const message_view& req, const transport_address& clien
     // the same and answers the same as a wrong password.
     const bool use_sha256 = has_mi256;
     const auto alg = algorithm;
+    // A TURN REST credential ends at its expiry, for the requests of an existing allocation too.
+    const auto expires = store.credential_expiry(user->value);
+    const bool expired = expires && *expires < now;
     credential_store::candidates keys;
-    if (known != nullptr && user->value == known_username && known->algorithm == alg) {
+    if (expired) {
+        // Checked against a throwaway key below, like an unknown user.
+    } else if (known != nullptr && user->value == known_username && known->algorithm == alg) {
         keys.keys[keys.count++] = *known;
     } else {
         keys = store.lookup(user->value, alg, now);
@@ -74,6 +88,7 @@ auth_result authenticate(const message_view& req, const transport_address& clien
             r.signing_key = keys.keys[i];
             r.username = user->value;
             r.sha256 = use_sha256;
+            r.expires = expires;
             return r;
         }
     }

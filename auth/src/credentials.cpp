@@ -31,6 +31,17 @@ void credential_store::add_user(std::string_view name, std::string_view password
 
 void credential_store::add_user_key(std::string_view name, const key& md5_key) {
     users_[std::string(name)] = {md5_key, std::nullopt};
+    md5_only_users_ = true;
+}
+
+std::span<const protocol::password_algorithm> credential_store::offered_algorithms() const {
+    static constexpr std::array both{protocol::password_algorithm::sha256, protocol::password_algorithm::md5};
+    return md5_only_users_ ? std::span(both).subspan(1) : std::span(both);
+}
+
+std::optional<std::int64_t> credential_store::credential_expiry(std::string_view username) const {
+    if (secrets_.empty() || users_.count(std::string(username)) != 0) return std::nullopt;
+    return rest_expiry(username);
 }
 
 void credential_store::add_rest_secret(std::string secret) {

@@ -37,20 +37,21 @@ nonce_manager::secret nonce_manager::key_for(std::int64_t period) const {
     return k;
 }
 
-void nonce_manager::mac(const secret& key, std::uint8_t period, std::uint32_t issued,
-                        const protocol::transport_address& client,
+void nonce_manager::mac(const secret& key, std::uint8_t period, std::uint32_t issued, const client_identity& client,
                         std::span<std::uint8_t, mac_size> out) const {
-    std::array<std::uint8_t, 1 + 4 + 1 + 16> input{};
+    std::array<std::uint8_t, 1 + 4 + 1 + 16 + 2 + 1> input{};
     input[0] = period;
     protocol::store_u32(input.data() + 1, issued);
-    input[5] = static_cast<std::uint8_t>(client.ip.family);
-    std::copy(client.ip.bytes.begin(), client.ip.bytes.end(), input.begin() + 6);
+    input[5] = static_cast<std::uint8_t>(client.address.ip.family);
+    std::copy(client.address.ip.bytes.begin(), client.address.ip.bytes.end(), input.begin() + 6);
+    protocol::store_u16(input.data() + 22, client.address.port);
+    input[24] = client.transport;
     std::array<std::uint8_t, protocol::hmac_sha256_size> full{};
     protocol::hmac_sha256(key, input, full);
     std::copy_n(full.begin(), mac_size, out.begin());
 }
 
-std::string nonce_manager::issue(const protocol::transport_address& client, std::int64_t now) const {
+std::string nonce_manager::issue(const client_identity& client, std::int64_t now) const {
     const std::int64_t period = now / lifetime_.count();
     std::array<std::uint8_t, payload_size> payload{};
     payload[0] = static_cast<std::uint8_t>(period);
@@ -63,8 +64,7 @@ std::string nonce_manager::issue(const protocol::transport_address& client, std:
     return out;
 }
 
-nonce_manager::verdict nonce_manager::check(std::string_view nonce,
-                                            const protocol::transport_address& client,
+nonce_manager::verdict nonce_manager::check(std::string_view nonce, const client_identity& client,
                                             std::int64_t now) const {
     const std::size_t head = cookie.size() + features.size();
     if (nonce.size() != head + 20 || nonce.substr(0, cookie.size()) != cookie) return verdict::stale;

@@ -248,7 +248,9 @@ password_algorithm_attribute::decode(std::span<const std::uint8_t> v, const mess
 }
 void password_algorithm_attribute::encode(message_writer& w) const {
     auto out = w.append(type, 4);
-    if (!out.empty()) store_u16(out.data(), algorithm);
+    if (out.empty()) return;
+    store_u16(out.data(), algorithm);
+    store_u16(out.data() + 2, 0); // no parameters
 }
 
 std::optional<password_algorithms> password_algorithms::decode(std::span<const std::uint8_t> v,
@@ -268,7 +270,10 @@ std::optional<password_algorithms> password_algorithms::decode(std::span<const s
 void password_algorithms::encode(message_writer& w) const {
     auto out = w.append(type, 4 * count);
     if (out.empty()) return;
-    for (std::size_t i = 0; i < count; ++i) store_u16(out.data() + 4 * i, algorithms[i]);
+    for (std::size_t i = 0; i < count; ++i) {
+        store_u16(out.data() + 4 * i, algorithms[i]);
+        store_u16(out.data() + 4 * i + 2, 0); // no parameters
+    }
 }
 bool password_algorithms::contains(std::uint16_t a) const {
     return std::find(algorithms.begin(), algorithms.begin() + count, a) !=

@@ -54,11 +54,15 @@ std::span<std::uint8_t> message_writer::append_in(phase allowed_up_to, attribute
 }
 
 std::span<std::uint8_t> message_writer::append(attribute_type type, std::size_t length) {
-    return append_in(phase::open, type, length);
+    // Zeroed: encoders write only the fields they set, and a reserved byte left as the buffer
+    // had it (an earlier message's bytes) would be sent.
+    auto out = append_in(phase::open, type, length);
+    if (!out.empty()) std::memset(out.data(), 0, out.size());
+    return out;
 }
 
 void message_writer::append_bytes(attribute_type type, std::span<const std::uint8_t> value) {
-    auto out = append(type, value.size());
+    auto out = append_in(phase::open, type, value.size()); // every byte written below
     if (!out.empty()) std::memcpy(out.data(), value.data(), value.size());
 }
 

@@ -59,7 +59,17 @@ allocation* allocation_table::find_by_relay(int handle, steady_time now) {
         erase(*it->second);
         return nullptr;
     }
+    for (const auto& r : it->second->relayed())
+        if (r.handle == handle && r.expires <= now) return nullptr; // this family expired; sweep drops it
     return it->second;
+}
+
+int allocation_table::drop_relay(allocation& a, std::size_t index) {
+    const int handle = a.relays[index].handle;
+    by_relay_.erase(handle);
+    for (std::size_t i = index; i + 1 < a.relay_count; ++i) a.relays[i] = a.relays[i + 1];
+    --a.relay_count;
+    return handle;
 }
 
 allocation& allocation_table::insert(std::unique_ptr<allocation> a) {
@@ -81,6 +91,12 @@ void allocation_table::sweep(steady_time now) {
         if (a->expires <= now) {
             expired.push_back(a.get());
             continue;
+        }
+        for (std::size_t i = a->relay_count; i-- > 0;) {
+            if (a->relay_count > 1 && a->relays[i].expires <= now) {
+                const int handle = drop_relay(*a, i);
+                if (on_relay_dropped) on_relay_dropped(*a, handle);
+            }
         }
         std::erase_if(a->permissions, [now](const permission& p) { return p.expires <= now; });
         std::erase_if(a->channels, [now](const channel_binding& c) { return c.expires + channel_cooldown <= now; });

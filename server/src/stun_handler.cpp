@@ -2,6 +2,7 @@
 
 #include "ferry/protocol/attributes.hpp"
 #include "ferry/protocol/integrity.hpp"
+#include "ferry/protocol/wire.hpp"
 #include "ferry/server/turn_handler.hpp"
 
 namespace ferry::server {
@@ -33,6 +34,22 @@ bool is_turn_method(std::uint16_t m) {
 }
 
 } // namespace
+
+namespace {
+
+/// An answer to a Binding (which needs no authentication, so anyone can forge its source) is at
+/// most this many times the size of the request; optional attributes give way first.
+constexpr std::size_t binding_amplification = 3;
+
+/// The bytes an attribute with a value of `length` takes.
+constexpr std::size_t attribute_size(std::size_t length) { return 4 + padded(length); }
+
+} // namespace
+
+stun_handler::stun_handler(handler_settings settings)
+    : settings_(std::move(settings)), classic_software_(settings_.software) {
+    classic_software_.resize(padded(classic_software_.size()), ' ');
+}
 
 reply stun_handler::handle(const request_context& ctx, std::span<const std::uint8_t> in,
                            std::span<std::uint8_t> out, packet_sink* sink) {
@@ -122,22 +139,40 @@ reply stun_handler::handle_binding(const request_context& ctx, const message_vie
 
     const transport_address origin =
         ctx.nat != nullptr ? ctx.nat->addresses[r.from_ip][r.from_port] : ctx.local;
+    const transport_address* other =
+        ctx.nat != nullptr ? &ctx.nat->addresses[ctx.nat->ip ^ 1][ctx.nat->port ^ 1] : nullptr;
+
+    // What must go in: the mapped address, the echoed PADDING, FINGERPRINT when asked. What
+    // may: OTHER-ADDRESS and RESPONSE-ORIGIN (RFC 5780), SOFTWARE, in that order, while the
+    // answer stays within binding_amplification times the request.
+    const std::size_t budget = binding_amplification * req.bytes().size();
+    const auto pad = req.get<padding>();
+    std::size_t size = header_size + attribute_size(address_value_size(ctx.remote.ip.family)) +
+                       (pad ? attribute_size(pad->length) : 0) +
+                       (req.has_magic_cookie() && req.has(attribute_type::fingerprint) ? 8 : 0);
+    auto fits = [&](std::size_t more) {
+        if (size + more > budget) return false;
+        size += more;
+        return true;
+    };
+    const bool with_other = other != nullptr && fits(attribute_size(address_value_size(other->ip.family)));
+    const bool with_origin = fits(attribute_size(address_value_size(origin.ip.family)));
 
     message_writer w(out, make_message_type(method::binding, message_class::success_response), req);
     if (req.has_magic_cookie()) {
         xor_mapped_address{ctx.remote}.encode(w);
-        response_origin{origin}.encode(w);
-        if (ctx.nat != nullptr) other_address{ctx.nat->addresses[ctx.nat->ip ^ 1][ctx.nat->port ^ 1]}.encode(w);
+        if (with_origin) response_origin{origin}.encode(w);
+        if (with_other) other_address{*other}.encode(w);
     } else {
         // RFC 3489 §11.2: classic clients read MAPPED-ADDRESS, SOURCE-ADDRESS, CHANGED-ADDRESS.
         mapped_address{ctx.remote}.encode(w);
-        source_address{origin}.encode(w);
-        if (ctx.nat != nullptr) changed_address{ctx.nat->addresses[ctx.nat->ip ^ 1][ctx.nat->port ^ 1]}.encode(w);
+        if (with_origin) source_address{origin}.encode(w);
+        if (with_other) changed_address{*other}.encode(w);
     }
     // RFC 5780 §7.6: answer PADDING with PADDING of the same length, so the response is no
     // larger than the request made it.
-    if (auto p = req.get<padding>()) padding{p->length}.encode(w);
-    finish_response(w, req);
+    if (pad) padding{pad->length}.encode(w);
+    finish_response(w, req, budget);
     r.size = w.finish().size();
     log::debug("binding {} from {} -> {}", to_string(ctx.via), ctx.remote,
                origin);
@@ -151,7 +186,7 @@ reply stun_handler::error_response(const request_context& ctx, const message_vie
     message_writer w(out, make_message_type(req.method(), message_class::error_response), req);
     error_code{code, ""}.encode(w);
     if (!unknown.empty()) unknown_attributes::of(unknown).encode(w);
-    finish_response(w, req);
+    finish_response(w, req, binding_amplification * req.bytes().size());
     log::debug("{} request from {}: error {}", to_string(ctx.via), ctx.remote, code);
     reply r;
     if (ctx.nat != nullptr) {
@@ -162,10 +197,13 @@ reply stun_handler::error_response(const request_context& ctx, const message_vie
     return r;
 }
 
-void stun_handler::finish_response(message_writer& w, const message_view& req) const {
-    if (!settings_.software.empty()) software{settings_.software}.encode(w);
+void stun_handler::finish_response(message_writer& w, const message_view& req, std::size_t budget) const {
+    const bool fingerprint = req.has_magic_cookie() && req.has(attribute_type::fingerprint);
+    const std::string& name = req.has_magic_cookie() ? settings_.software : classic_software_;
+    if (!name.empty() && w.size() + attribute_size(name.size()) + (fingerprint ? 8 : 0) <= budget)
+        software{name}.encode(w);
     // RFC 8489 §7.3: answer with FINGERPRINT when the request carried one.
-    if (req.has_magic_cookie() && req.has(attribute_type::fingerprint)) w.append_fingerprint();
+    if (fingerprint) w.append_fingerprint();
 }
 
 } // namespace ferry::server

@@ -22,6 +22,12 @@ using std::chrono::seconds;
 namespace {
 
 constexpr std::size_t max_cached_response = 512;
+/// The largest unauthenticated answer, as a multiple of the request that caused it.
+constexpr std::size_t max_amplification = 4;
+
+auth::client_identity client_of(const request_context& ctx) {
+    return {ctx.remote, static_cast<std::uint8_t>(ctx.via)};
+}
 
 std::string_view method_name(std::uint16_t m) {
     switch (static_cast<method>(m)) {
@@ -43,6 +49,7 @@ turn_handler::turn_handler(const turn_settings& settings, const auth::credential
     : settings_(settings), credentials_(credentials), nonces_(nonces), policy_(policy), shared_(shared),
       relays_(relays), clock_(clock), software_(std::move(software)) {
     table_.on_remove = [this](allocation& a) { on_removed(a); };
+    table_.on_relay_dropped = [this](allocation&, int handle) { relays_.close(handle); };
 }
 
 turn_handler::~turn_handler() { clear(); }
@@ -54,6 +61,9 @@ void turn_handler::clear() {
 
 void turn_handler::on_removed(allocation& a) {
     for (const auto& r : a.relayed()) relays_.close(r.handle);
+    // The port it reserved (EVEN-PORT R) goes with it, unless an Allocate has claimed it.
+    if (a.reserved)
+        if (const auto r = shared_.cancel(*a.reserved)) relays_.close(r->handle);
     for (const auto& l : a.links) {
         links_.erase(l.id);
         shared_.drop_connection(l.id);
@@ -74,6 +84,15 @@ std::chrono::seconds turn_handler::lifetime_for(const message_view& req) const {
     if (lt->seconds == 0) return seconds(0);
     const auto wanted = std::min(seconds(lt->seconds), settings_.max_lifetime);
     return wanted > settings_.default_lifetime ? wanted : settings_.default_lifetime;
+}
+
+std::chrono::seconds turn_handler::within_credential(std::chrono::seconds life,
+                                                     std::optional<std::int64_t> expires) const {
+    // A TURN REST credential's expiry bounds what it can buy (as coturn does): the allocation
+    // ends with it, and a later Refresh would be refused anyway.
+    if (!expires || life.count() == 0) return life;
+    const auto left = std::max<std::int64_t>(*expires - clock_.unix_now(), 1);
+    return std::min(life, seconds(left));
 }
 
 std::size_t turn_handler::empty_success(allocation& a, const message_view& req, std::span<std::uint8_t> out) {
@@ -107,14 +126,21 @@ std::size_t turn_handler::error(const request_context& ctx, const message_view& 
         // RFC 8489 §9.2.4: REALM and a fresh NONCE; the nonce's feature bit promises
         // PASSWORD-ALGORITHMS. No SOFTWARE: an unauthenticated answer stays small.
         realm{credentials_.realm()}.encode(w);
-        const auto fresh = nonces_.issue(ctx.remote, clock_.unix_now());
+        const auto fresh = nonces_.issue(client_of(ctx), clock_.unix_now());
         nonce{fresh}.encode(w);
         password_algorithms pa;
-        pa.algorithms[0] = static_cast<std::uint16_t>(password_algorithm::sha256);
-        pa.algorithms[1] = static_cast<std::uint16_t>(password_algorithm::md5);
-        pa.count = 2;
+        for (const auto a : credentials_.offered_algorithms()) pa.algorithms[pa.count++] = static_cast<std::uint16_t>(a);
         pa.encode(w);
         if (req.has(attribute_type::fingerprint)) w.append_fingerprint();
+        // Anyone can send a request with a forged source address: an answer to one that has not
+        // authenticated must not amplify. Past max_amplification times the request, none is sent
+        // (a real client's first Allocate carries REQUESTED-TRANSPORT and is answered).
+        if (w.finish().size() > max_amplification * req.bytes().size()) {
+            ++stats_.amplification_dropped;
+            log_.at(log_level::debug, "{} {} from {}: {}-byte request left unanswered (a challenge would be {} bytes)",
+                    to_string(ctx.via), method_name(req.method()), ctx.remote, req.bytes().size(), w.finish().size());
+            return 0;
+        }
     } else {
         seal(w, req, software_, signing, sha256);
     }
@@ -138,9 +164,22 @@ std::size_t turn_handler::handle_request(const request_context& ctx, const messa
         return existing->last_response.size();
     }
 
+    // RFC 8656 §5: a request other than Allocate (or RFC 6062's ConnectionBind, which arrives
+    // on a new connection) on a 5-tuple without an allocation gets 437. Answered before the
+    // authentication, bare (28 bytes): it tells a sender nothing it did not know, and a forged
+    // source gets no challenge five times the size of its request. Nothing else of the request
+    // is looked at.
+    if (existing == nullptr && req.method() != static_cast<std::uint16_t>(method::allocate) &&
+        req.method() != static_cast<std::uint16_t>(method::connection_bind)) {
+        message_writer w(out, make_message_type(req.method(), message_class::error_response), req);
+        error_code{error::allocation_mismatch, ""}.encode(w);
+        log::debug("{} {} from {}: 437, no allocation", to_string(ctx.via), method_name(req.method()), ctx.remote);
+        return w.finish().size();
+    }
+
     // RFC 8656 §5 and RFC 8489 §9.2.4: every TURN request is authenticated with long-term
     // credentials before anything else is looked at; nothing is kept for a client that fails.
-    const auto auth = auth::authenticate(req, ctx.remote, credentials_, nonces_, clock_.unix_now(),
+    const auto auth = auth::authenticate(req, client_of(ctx), credentials_, nonces_, clock_.unix_now(),
                                          existing != nullptr ? &existing->key : nullptr,
                                          existing != nullptr ? std::string_view(existing->username) : "");
     switch (auth.status) {
@@ -173,6 +212,7 @@ std::size_t turn_handler::handle_request(const request_context& ctx, const messa
     if (auth.username != existing->username)
         return error(ctx, req, error::wrong_credentials, out, key, auth.sha256);
     existing->sha256 = auth.sha256;
+    existing->credential_expires = auth.expires;
 
     switch (static_cast<method>(req.method())) {
     case method::refresh: return handle_refresh(*existing, req, out);
@@ -302,10 +342,12 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
         return local;
     };
     auto add_relay = [&](int handle, const transport_address& local) {
-        a->relays[a->relay_count++] = {handle, local, advertised_for(local)};
+        a->relays[a->relay_count++] = {handle, local, advertised_for(local), {}};
     };
     auto undo = [&](std::uint16_t code) {
         for (const auto& r : a->relayed()) relays_.close(r.handle);
+        if (a->reserved)
+            if (const auto r = shared_.cancel(*a->reserved)) relays_.close(r->handle);
         shared_.release(user);
         return fail(code);
     };
@@ -330,8 +372,17 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
             }
             std::array<std::uint8_t, 8> t{};
             RAND_bytes(t.data(), static_cast<int>(t.size()));
-            shared_.reserve(t, {next->handle, next->local, now + seconds(30)});
+            // The reserved port counts against the quotas like an allocation of its own.
+            const auto q = shared_.reserve(t, {next->handle, next->local, now + seconds(30), user},
+                                           settings_.allocations_per_user, settings_.allocations_total);
+            if (q != turn_shared::quota::ok) {
+                relays_.close(next->handle);
+                relays_.close(first->handle);
+                return undo(q == turn_shared::quota::user ? error::allocation_quota_reached
+                                                          : error::insufficient_capacity);
+            }
             new_token = t;
+            a->reserved = t;
             add_relay(first->handle, first->local);
         }
         if (a->relay_count == 0) return undo(error::insufficient_capacity);
@@ -349,6 +400,7 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     // "The server determines the initial value of the time-to-expiry field as follows ..."
     auto life = lifetime_for(req);
     if (life.count() == 0) life = settings_.default_lifetime;
+    life = within_credential(life, auth.expires);
 
     a->tuple = tuple;
     a->tcp = tcp;
@@ -356,8 +408,10 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     a->username = user;
     a->key = auth.signing_key;
     a->sha256 = auth.sha256;
+    a->credential_expires = auth.expires;
     a->created = now;
     a->expires = now + life;
+    for (std::size_t i = 0; i < a->relay_count; ++i) a->relays[i].expires = a->expires;
 
     // "...the server replies with a success response. The success response contains: an
     //  XOR-RELAYED-ADDRESS attribute [or two] ..., a LIFETIME attribute ..., a
@@ -395,29 +449,43 @@ std::size_t turn_handler::handle_refresh(allocation& a, const message_view& req,
     // "If the server receives a Refresh Request with a REQUESTED-ADDRESS-FAMILY attribute and
     //  the attribute value does not match the address family of the allocation, the server
     //  MUST reply with a 443 (Peer Address Family Mismatch) Refresh error response."
-    if (auto f = req.get<requested_address_family>()) {
-        const auto family = static_cast<address_family>(f->family);
-        if (a.relay_for(family) == nullptr) return error(ctx, req, error::peer_address_family_mismatch, out, &key, sha256);
+    // In a dual-stack allocation the attribute selects the one relayed address the Refresh
+    // is about (RFC 8656 §7.3, §8): refreshed, or deleted with a zero lifetime.
+    std::optional<std::size_t> only;
+    if (req.has(attribute_type::requested_address_family)) {
+        const auto f = req.get<requested_address_family>();
+        if (!f) return error(ctx, req, error::bad_request, out, &key, sha256);
+        const auto* relay = a.relay_for(static_cast<address_family>(f->family));
+        if (relay == nullptr) return error(ctx, req, error::peer_address_family_mismatch, out, &key, sha256);
+        only = static_cast<std::size_t>(relay - a.relays.data());
     }
 
     // "The server computes a value called the 'desired lifetime' ..."
-    const auto desired = lifetime_for(req);
+    const auto desired = within_credential(lifetime_for(req), a.credential_expires);
 
     message_writer w(out, make_message_type(method::refresh, message_class::success_response), req);
     lifetime{static_cast<std::uint32_t>(desired.count())}.encode(w);
     seal(w, req, software_, &key, sha256);
     const auto response = w.finish();
 
-    if (desired.count() == 0) {
+    if (desired.count() == 0 && (!only || a.relay_count == 1)) {
         // "If the 'desired lifetime' is zero, then the request succeeds and the allocation is
         //  deleted." A retransmission will find no allocation and get 437, which RFC 8656 §8.3
         //  tells the client to read as success.
         table_.erase(a);
+        return response.size();
+    }
+    if (desired.count() == 0) {
+        // One family of a dual-stack allocation goes; the other stays as it was.
+        relays_.close(table_.drop_relay(a, *only));
     } else {
         // "...the allocation's time-to-expiry is set to the 'desired lifetime'."
-        a.expires = now + desired;
-        remember(a, req, response);
+        for (std::size_t i = 0; i < a.relay_count; ++i)
+            if (!only || i == *only) a.relays[i].expires = now + desired;
     }
+    a.expires = now;
+    for (const auto& r : a.relayed()) a.expires = std::max(a.expires, r.expires);
+    remember(a, req, response);
     return response.size();
 }
 
@@ -550,6 +618,10 @@ void turn_handler::handle_send(const request_context& ctx, const message_view& i
     const auto peer = ind.get<xor_peer_address>();
     const auto payload = ind.find_value(attribute_type::data);
     if (!peer || !payload) return;
+    // RFC 8489 §6.3.2: an indication with an unknown comprehension-required attribute is
+    // discarded.
+    std::array<std::uint16_t, 1> unknown{};
+    if (ind.unknown_required(unknown) != 0) return;
     const auto* relay = a->relay_for(peer->address.ip.family);
     if (relay == nullptr) return;
     // "The server also checks that there is a permission installed for the IP address

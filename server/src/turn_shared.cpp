@@ -23,6 +23,10 @@ turn_shared::quota turn_shared::acquire(const std::string& user, unsigned per_us
 
 void turn_shared::release(const std::string& user) {
     std::lock_guard lock(mutex_);
+    release_locked(user);
+}
+
+void turn_shared::release_locked(const std::string& user) {
     auto it = per_user_.find(user);
     if (it != per_user_.end() && --it->second == 0) per_user_.erase(it);
     if (total_ > 0) --total_;
@@ -33,9 +37,16 @@ std::size_t turn_shared::total() const {
     return total_;
 }
 
-void turn_shared::reserve(const std::array<std::uint8_t, 8>& token, reservation r) {
+turn_shared::quota turn_shared::reserve(const std::array<std::uint8_t, 8>& token, reservation r, unsigned per_user,
+                                        unsigned total) {
     std::lock_guard lock(mutex_);
-    reservations_[token] = r;
+    if (total != 0 && total_ >= total) return quota::total;
+    auto& n = per_user_[r.user];
+    if (per_user != 0 && n >= per_user) return quota::user;
+    ++n;
+    ++total_;
+    reservations_[token] = std::move(r);
+    return quota::ok;
 }
 
 std::optional<turn_shared::reservation> turn_shared::take(const std::array<std::uint8_t, 8>& token,
@@ -43,8 +54,19 @@ std::optional<turn_shared::reservation> turn_shared::take(const std::array<std::
     std::lock_guard lock(mutex_);
     auto it = reservations_.find(token);
     if (it == reservations_.end() || it->second.expires <= now) return std::nullopt;
-    auto r = it->second;
+    auto r = std::move(it->second);
     reservations_.erase(it);
+    release_locked(r.user);
+    return r;
+}
+
+std::optional<turn_shared::reservation> turn_shared::cancel(const std::array<std::uint8_t, 8>& token) {
+    std::lock_guard lock(mutex_);
+    auto it = reservations_.find(token);
+    if (it == reservations_.end()) return std::nullopt;
+    auto r = std::move(it->second);
+    reservations_.erase(it);
+    release_locked(r.user);
     return r;
 }
 
@@ -53,7 +75,8 @@ std::vector<turn_shared::reservation> turn_shared::expire(steady_time now) {
     std::vector<reservation> out;
     for (auto it = reservations_.begin(); it != reservations_.end();) {
         if (it->second.expires <= now) {
-            out.push_back(it->second);
+            release_locked(it->second.user);
+            out.push_back(std::move(it->second));
             it = reservations_.erase(it);
         } else {
             ++it;

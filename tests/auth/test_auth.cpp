@@ -42,7 +42,7 @@ TEST_CASE("base64 follows RFC 4648 section 10") {
     CHECK_FALSE(base64_decode("Zm=vYg==", four));
 }
 
-TEST_CASE("nonces are bound to the client IP and expire") {
+TEST_CASE("nonces are bound to the client's address, port and transport, and expire") {
     nonce_manager n(std::chrono::seconds(600), fixed_secret);
     const auto nonce = n.issue(client, t0);
     CHECK(nonce.starts_with("obMatJos2gAAA"));
@@ -52,7 +52,11 @@ TEST_CASE("nonces are bound to the client IP and expire") {
     CHECK(n.check(nonce, client, t0 + 601) == nonce_manager::verdict::stale);
     auto other_port = client;
     other_port.port = 50001;
-    CHECK(n.check(nonce, other_port, t0) == nonce_manager::verdict::valid);
+    // A signed request captured and replayed from another port (or transport) fails.
+    CHECK(n.check(nonce, other_port, t0) == nonce_manager::verdict::stale);
+    CHECK(n.check(nonce, client_identity(client, 1), t0) == nonce_manager::verdict::stale);
+    CHECK(n.check(n.issue(client_identity(client, 1), t0), client_identity(client, 1), t0) ==
+          nonce_manager::verdict::valid);
     auto other_ip = client;
     other_ip.ip.bytes[3] ^= 1;
     CHECK(n.check(nonce, other_ip, t0) == nonce_manager::verdict::stale);
@@ -150,6 +154,11 @@ struct auth_fixture {
         nonce{nonce_text}.encode(w);
         if (sha256) {
             password_algorithm_attribute{2}.encode(w);
+            password_algorithms offered; // echoed as the 401 sent it (RFC 8489 §9.2.4)
+            offered.algorithms[0] = 2;
+            offered.algorithms[1] = 1;
+            offered.count = 2;
+            offered.encode(w);
             w.append_message_integrity_sha256(
                 long_term_key(user, "ferry", password, password_algorithm::sha256).view());
         } else {
@@ -227,4 +236,70 @@ TEST_CASE("authenticate: the RFC 8489 9.2.4 verdicts") {
         r = authenticate(f.request("bob", "hunter2", good_nonce), client, empty, f.nonces, t0, &k, "bob");
         CHECK(r.status == auth_status::ok); // no lookup was needed
     }
+}
+
+namespace {
+
+/// A signed MD5 request for bob with whatever PASSWORD-ALGORITHM(S) a test wants.
+message_view& with_algorithms(auth_fixture& f, std::string_view nonce_text, std::optional<std::uint16_t> chosen,
+                              std::vector<std::uint16_t> list) {
+    std::array<std::uint8_t, 12> txid{9};
+    message_writer w(f.buf, make_message_type(method::allocate, message_class::request), txid);
+    requested_transport{}.encode(w);
+    username{"bob"}.encode(w);
+    realm{"ferry"}.encode(w);
+    nonce{nonce_text}.encode(w);
+    if (chosen) password_algorithm_attribute{*chosen}.encode(w);
+    if (!list.empty()) {
+        password_algorithms pa;
+        for (auto a : list) pa.algorithms[pa.count++] = a;
+        pa.encode(w);
+    }
+    const auto alg = chosen == 2 ? password_algorithm::sha256 : password_algorithm::md5;
+    w.append_message_integrity(long_term_key("bob", "ferry", "hunter2", alg).view());
+    REQUIRE_FALSE(f.msg.parse(w.finish()));
+    return f.msg;
+}
+
+} // namespace
+
+TEST_CASE("PASSWORD-ALGORITHM and PASSWORD-ALGORITHMS: both or neither, as offered (RFC 8489 9.2.4)") {
+    auth_fixture f;
+    const auto n = f.nonces.issue(client, t0);
+    auto verdict = [&](std::optional<std::uint16_t> chosen, std::vector<std::uint16_t> list) {
+        return authenticate(with_algorithms(f, n, chosen, std::move(list)), client, f.store, f.nonces, t0).status;
+    };
+    CHECK(verdict(std::nullopt, {}) == auth_status::ok);             // neither: MD5
+    CHECK(static_cast<int>(verdict(2, {2, 1})) == static_cast<int>(auth_status::ok)); // both, as offered
+    CHECK(verdict(1, {2, 1}) == auth_status::ok);                    // MD5 is offered too
+    CHECK(verdict(2, {}) == auth_status::bad_request);               // the algorithm alone
+    CHECK(verdict(std::nullopt, {2, 1}) == auth_status::bad_request); // the list alone
+    CHECK(verdict(2, {1, 2}) == auth_status::bad_request);           // reordered
+    CHECK(verdict(2, {2}) == auth_status::bad_request);              // shortened
+    CHECK(verdict(3, {2, 1}) == auth_status::bad_request);           // not in the list
+}
+
+TEST_CASE("a user with only an MD5 key is never offered SHA-256") {
+    credential_store store("ferry");
+    store.add_user("alice", "pw");
+    REQUIRE(store.offered_algorithms().size() == 2);
+    CHECK(store.offered_algorithms()[0] == password_algorithm::sha256);
+    store.add_user_key("carol", long_term_key("carol", "ferry", "pw"));
+    REQUIRE(store.offered_algorithms().size() == 1);
+    CHECK(store.offered_algorithms()[0] == password_algorithm::md5);
+}
+
+TEST_CASE("an expired REST credential fails even with the allocation's cached key") {
+    auth_fixture f;
+    const std::string user = std::to_string(t0 + 3) + ":alice";
+    std::array<std::uint8_t, 20> mac{};
+    hmac_sha1(bytes("north"), bytes(user), mac);
+    const auto password = base64_encode(mac);
+    const auto k = long_term_key(user, "ferry", password);
+    const auto n = f.nonces.issue(client, t0);
+    auto r = authenticate(f.request(user, password, n), client, f.store, f.nonces, t0, &k, user);
+    REQUIRE(r.status == auth_status::ok);
+    CHECK(r.expires == t0 + 3);
+    r = authenticate(f.request(user, password, n), client, f.store, f.nonces, t0 + 5, &k, user);
+    CHECK(r.status == auth_status::unauthorized);
 }

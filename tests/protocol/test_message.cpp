@@ -234,3 +234,23 @@ TEST_CASE("looks_like_stun") {
     CHECK_FALSE(looks_like_stun(b));
     CHECK_FALSE(looks_like_stun(std::span(b).first(19)));
 }
+
+TEST_CASE("an attribute's reserved bytes are zero whatever the buffer held before") {
+    std::vector<std::uint8_t> buf(256, 0xEE);
+    std::array<std::uint8_t, 12> txid{};
+    message_writer w(buf, 0x0103, txid);
+    error_code{438, ""}.encode(w);
+    requested_transport{}.encode(w);
+    password_algorithms pa;
+    pa.algorithms[0] = 2;
+    pa.count = 1;
+    pa.encode(w);
+    const auto m = w.finish();
+    message_view v;
+    REQUIRE_FALSE(v.parse(m));
+    CHECK(v.find_value(attribute_type::error_code)->data()[1] == 0);       // reserved
+    const auto rt = *v.find_value(attribute_type::requested_transport);
+    CHECK((rt[1] | rt[2] | rt[3]) == 0);                                     // RFFU
+    CHECK(load_u16(v.find_value(attribute_type::password_algorithms)->data() + 2) == 0); // no parameters
+    REQUIRE(v.get<password_algorithms>());
+}

@@ -240,3 +240,45 @@ TEST_CASE("an unauthenticated request never gets a much larger answer") {
     // 20-byte request: XOR-MAPPED-ADDRESS, RESPONSE-ORIGIN and a short SOFTWARE.
     CHECK(f.last.size <= 20 + 12 + 12 + 4 + 12);
 }
+
+TEST_CASE("a Binding answer stays within three times its request, optional attributes giving way") {
+    fixture f;
+    SUBCASE("IPv4, 20 bytes in") {
+        REQUIRE(f.send(f.request([](message_writer&) {})));
+        CHECK(f.last.size <= 60);
+        CHECK(f.response.has(attribute_type::xor_mapped_address));
+    }
+    SUBCASE("IPv6, 20 bytes in: RESPONSE-ORIGIN and SOFTWARE are dropped before the mapped address") {
+        f.ctx.local = *transport_address::from("2001:db8::1", 5000);
+        f.ctx.remote = *transport_address::from("2001:db8::99", 40000);
+        REQUIRE(f.send(f.request([](message_writer&) {})));
+        CHECK(f.last.size <= 60);
+        CHECK(f.response.get<xor_mapped_address>()->address == f.ctx.remote);
+    }
+    SUBCASE("with FINGERPRINT, 28 bytes in") {
+        REQUIRE(f.send(f.request([](message_writer& w) { w.append_fingerprint(); })));
+        CHECK(f.last.size <= 84);
+        CHECK(f.response.has(attribute_type::fingerprint));
+    }
+    SUBCASE("a larger request gets every attribute") {
+        REQUIRE(f.send(f.request([](message_writer& w) { software{"a client with a long name"}.encode(w); })));
+        CHECK(f.response.has(attribute_type::response_origin));
+        CHECK(f.response.get<software>()->value == "ferry-test");
+    }
+}
+
+TEST_CASE("an RFC 3489 request gets SOFTWARE padded with spaces to a multiple of four") {
+    fixture f; // "ferry-test" is 10 bytes
+    std::vector<std::uint8_t> req(20, 0);
+    req[1] = 0x01; // Binding request, no magic cookie
+    for (std::size_t i = 4; i < 20; ++i) req[i] = static_cast<std::uint8_t>(i);
+    // A larger classic request (with a CHANGE-REQUEST of no flags) leaves room for SOFTWARE.
+    const std::uint8_t change[] = {0x00, 0x03, 0x00, 0x04, 0, 0, 0, 0};
+    req.insert(req.end(), std::begin(change), std::end(change));
+    req[3] = 8;
+    REQUIRE(f.send(req));
+    const auto sw = f.response.find_value(attribute_type::software);
+    REQUIRE(sw);
+    CHECK(sw->size() == 12);
+    CHECK(std::string(sw->begin(), sw->end()) == "ferry-test  ");
+}

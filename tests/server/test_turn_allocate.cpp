@@ -126,10 +126,10 @@ TEST_CASE("LIFETIME: below the default gets the default, above the maximum gets 
     turn_fixture f;
     f.allocate([](message_writer& w) { lifetime{30}.encode(w); });
     CHECK(f.response.get<lifetime>()->seconds == 600);
-    f.ctx.remote.port++;
+    f.new_port();
     f.allocate([](message_writer& w) { lifetime{100000}.encode(w); });
     CHECK(f.response.get<lifetime>()->seconds == 3600);
-    f.ctx.remote.port++;
+    f.new_port();
     f.allocate([](message_writer& w) { lifetime{1200}.encode(w); });
     CHECK(f.response.get<lifetime>()->seconds == 1200);
 }
@@ -234,7 +234,7 @@ TEST_CASE("EVEN-PORT and RESERVATION-TOKEN") {
         const auto second = f.allocate([&](message_writer& w) { token->encode(w); });
         CHECK(second.port == relayed.port + 1);
         CHECK(f.relays.adopted.size() == 1);
-        f.ctx.remote.port++;
+        f.new_port();
         REQUIRE(f.send(f.build(method::allocate, [&](message_writer& w) {
             requested_transport{}.encode(w);
             token->encode(w);
@@ -242,7 +242,7 @@ TEST_CASE("EVEN-PORT and RESERVATION-TOKEN") {
         CHECK(f.code() == 508);
     }
     SUBCASE("a token with EVEN-PORT is 400") {
-        f.ctx.remote.port++;
+        f.new_port();
         REQUIRE(f.send(f.build(method::allocate, [&](message_writer& w) {
             requested_transport{}.encode(w);
             token->encode(w);
@@ -264,23 +264,23 @@ TEST_CASE("quotas: 486 per user, 508 for the whole server, 508 without ports") {
     f.settings.allocations_total = 3;
     f.rebuild();
     f.allocate();
-    f.ctx.remote.port++;
+    f.new_port();
     f.allocate();
-    f.ctx.remote.port++;
+    f.new_port();
     REQUIRE(f.send(f.build(method::allocate, [](message_writer& w) { requested_transport{}.encode(w); })));
     CHECK(f.code() == 486);
     f.user = "bob";
     f.password = "builder";
     f.allocate();
-    f.ctx.remote.port++;
+    f.new_port();
     REQUIRE(f.send(f.build(method::allocate, [](message_writer& w) { requested_transport{}.encode(w); })));
     CHECK(f.code() == 508);
     // Deleting one frees its place in both counts.
-    f.ctx.remote.port--;
+    f.new_port(-1);
     REQUIRE(f.send(f.build(method::refresh, [](message_writer& w) { lifetime{0}.encode(w); })));
     CHECK(f.shared.total() == 2);
     f.relays.exhausted = true;
-    f.ctx.remote.port += 5;
+    f.new_port(5);
     REQUIRE(f.send(f.build(method::allocate, [](message_writer& w) { requested_transport{}.encode(w); })));
     CHECK(f.code() == 508);
     CHECK(f.shared.total() == 2);

@@ -175,8 +175,8 @@ TEST_CASE("connection bind: a CONNECTION-ID after MESSAGE-INTEGRITY is not looke
     const auto id = f.relays.connects.at(0).id;
     f.turn->tcp_connect_result(id, true, f.sink);
 
-    f.ctx.remote.port = 41000;
     f.ctx.socket = 21;
+    f.new_port(41000 - f.ctx.remote.port);
     auto bytes = f.build(method::connection_bind, [](message_writer&) {});
     const std::uint8_t trailer[] = {0x00, 0x2A, 0x00, 0x04, static_cast<std::uint8_t>(id >> 24),
                                     static_cast<std::uint8_t>(id >> 16), static_cast<std::uint8_t>(id >> 8),

@@ -197,6 +197,13 @@ struct turn_fixture {
         nonce_text = std::string(response.get<nonce>()->value);
     }
 
+    /// The client moves to another source port (a new socket or a NAT's remapping): nonces are
+    /// bound to the transport address, so it gets a fresh one first.
+    void new_port(int delta = 1) {
+        ctx.remote.port = static_cast<std::uint16_t>(ctx.remote.port + delta);
+        get_nonce();
+    }
+
     /// A full allocation for the current context; returns the relayed address.
     transport_address allocate(const std::function<void(message_writer&)>& extra = {},
                                std::uint8_t transport_protocol = transport_udp) {

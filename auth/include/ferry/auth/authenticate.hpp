@@ -8,6 +8,7 @@
 #include "ferry/auth/nonce.hpp"
 #include "ferry/protocol/message.hpp"
 
+#include <optional>
 #include <string_view>
 
 namespace ferry::auth {
@@ -25,11 +26,12 @@ struct auth_result {
     key signing_key{};         ///< the key that verified (ok only)
     std::string_view username; ///< a view into the request (ok only)
     bool sha256 = false;       ///< the request used MESSAGE-INTEGRITY-SHA256
+    std::optional<std::int64_t> expires; ///< unix time the credential ends (TURN REST; ok only)
 };
 
 /// Checks `req` from `client`. `known` is the key an existing allocation holds for `username`
-/// (skips the derivation); pass nullptr when there is none.
-auth_result authenticate(const protocol::message_view& req, const protocol::transport_address& client,
+/// (skips the derivation, not the expiry check); pass nullptr when there is none.
+auth_result authenticate(const protocol::message_view& req, const client_identity& client,
                          const credential_store& store, const nonce_manager& nonces,
                          std::int64_t now, const key* known = nullptr,
                          std::string_view known_username = {});

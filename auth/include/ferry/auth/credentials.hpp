@@ -8,6 +8,7 @@
 
 #include <array>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -49,10 +50,20 @@ public:
 
     /// The expiry time of a REST username (either order), if it is one.
     static std::optional<std::int64_t> rest_expiry(std::string_view username);
+    /// When `username`'s credential stops being valid (unix seconds): the expiry of a TURN REST
+    /// username; nullopt for a static user, or when no REST secret is configured.
+    std::optional<std::int64_t> credential_expiry(std::string_view username) const;
+
+    /// The PASSWORD-ALGORITHMS this store offers, in order of preference (RFC 8489 §9.2.4):
+    /// SHA-256 then MD5, or MD5 alone while any user is configured with only an MD5 key (an
+    /// RFC 8489 client takes the first algorithm it supports, and such a user has no SHA-256
+    /// key). Derived from the configuration only, so any worker re-derives the list it sent.
+    std::span<const protocol::password_algorithm> offered_algorithms() const;
 
 private:
     std::string realm_;
     std::unordered_map<std::string, user_keys> users_;
+    bool md5_only_users_ = false;
     std::vector<std::string> secrets_;
 };
 

@@ -24,7 +24,7 @@ public:
     /// RFC 3489 request, which has no magic cookie, gets its 128-bit id back).
     message_writer(std::span<std::uint8_t> buffer, std::uint16_t type, const message_view& request);
 
-    /// Appends an attribute and returns its value area (zeroed padding included), or an empty
+    /// Appends an attribute and returns its value area, zeroed (padding included), or an empty
     /// span if it does not fit or the order rules forbid it.
     std::span<std::uint8_t> append(attribute_type type, std::size_t length);
     void append_bytes(attribute_type type, std::span<const std::uint8_t> value);

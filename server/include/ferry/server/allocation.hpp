@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -47,6 +48,7 @@ struct relay_endpoint {
     int handle = -1;                       ///< the I/O layer's socket for it
     protocol::transport_address local;     ///< what it is bound to
     protocol::transport_address advertised; ///< what XOR-RELAYED-ADDRESS tells the client
+    steady_time expires; ///< RFC 8656 §7.3: a dual-stack allocation refreshes each family apart
 };
 
 struct permission {
@@ -88,12 +90,14 @@ struct allocation {
     std::string username;
     auth::key key;
     bool sha256 = false; ///< answer with MESSAGE-INTEGRITY-SHA256
+    std::optional<std::int64_t> credential_expires; ///< TURN REST: the credential's end, unix seconds
     steady_time created;
-    steady_time expires;
+    steady_time expires; ///< the latest of its relays' expiries
     std::array<relay_endpoint, 2> relays;
     std::size_t relay_count = 0;
     std::vector<permission> permissions;
     std::vector<channel_binding> channels;
+    std::optional<std::array<std::uint8_t, 8>> reserved; ///< the RESERVATION-TOKEN it was given
     bool tcp = false;            ///< RFC 6062: the relayed address is a listening TCP socket
     std::vector<tcp_link> links; ///< its peer connections
     relay_counters counters;
@@ -128,6 +132,11 @@ public:
     allocation& insert(std::unique_ptr<allocation> a);
     /// Removes it; `on_remove` sees it first (to close sockets, release quotas, log).
     void erase(allocation& a);
+    /// Removes relayed address `index` of a dual-stack allocation (one of two) and returns
+    /// its handle, for the caller to close.
+    int drop_relay(allocation& a, std::size_t index);
+    /// Called for a relay that sweep() drops on its own (it expired, its allocation lives on).
+    std::function<void(allocation&, int handle)> on_relay_dropped;
     /// Drops expired allocations, permissions and channel bindings.
     void sweep(steady_time now);
 

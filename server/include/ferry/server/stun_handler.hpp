@@ -61,7 +61,7 @@ struct handler_stats {
 
 class stun_handler {
 public:
-    explicit stun_handler(handler_settings settings) : settings_(std::move(settings)) {}
+    explicit stun_handler(handler_settings settings);
 
     /// Serves TURN methods and Send indications with `turn` (none: TURN requests get 400).
     void attach(turn_handler* turn) { turn_ = turn; }
@@ -80,9 +80,13 @@ private:
     reply error_response(const request_context& ctx, const protocol::message_view& req,
                          std::uint16_t code, std::span<const std::uint16_t> unknown,
                          std::span<std::uint8_t> out);
-    void finish_response(protocol::message_writer& w, const protocol::message_view& req) const;
+    /// SOFTWARE (if it fits within `budget` bytes) and FINGERPRINT (if the request had one).
+    void finish_response(protocol::message_writer& w, const protocol::message_view& req, std::size_t budget) const;
 
     handler_settings settings_;
+    /// SOFTWARE for RFC 3489 requests (their SERVER attribute): space-padded to a multiple of
+    /// four, since classic clients reject other lengths.
+    std::string classic_software_;
     turn_handler* turn_ = nullptr;
     handler_stats stats_;
     log::throttle garbage_log_{5};

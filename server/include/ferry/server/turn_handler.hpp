@@ -47,13 +47,21 @@ public:
     void release(const std::string& user);
     std::size_t total() const;
 
+    /// RFC 8656 §7.2 EVEN-PORT with R: port N+1 held for a later Allocate. It holds a place
+    /// under `user`'s quota and the total, like an allocation, until it is taken, cancelled
+    /// (its allocation ended) or expires.
     struct reservation {
         int handle = -1;
         protocol::transport_address local;
         steady_time expires;
+        std::string user;
     };
-    void reserve(const std::array<std::uint8_t, 8>& token, reservation r);
+    /// Takes a place under the quotas for the reservation, or says which quota is full.
+    quota reserve(const std::array<std::uint8_t, 8>& token, reservation r, unsigned per_user, unsigned total);
+    /// The reservation for `token` (its quota place given back: the Allocate has its own).
     std::optional<reservation> take(const std::array<std::uint8_t, 8>& token, steady_time now);
+    /// Ends the reservation an ending allocation made, if still unclaimed; the caller closes it.
+    std::optional<reservation> cancel(const std::array<std::uint8_t, 8>& token);
     /// Reservations past their time, removed; the caller closes their sockets.
     std::vector<reservation> expire(steady_time now);
 
@@ -68,6 +76,8 @@ public:
 private:
     mutable std::mutex mutex_;
     std::unordered_map<std::string, unsigned> per_user_;
+    void release_locked(const std::string& user);
+
     std::size_t total_ = 0;
     std::map<std::array<std::uint8_t, 8>, reservation> reservations_;
     struct pending_connection {
@@ -149,6 +159,7 @@ struct turn_stats {
     std::uint64_t relayed_to_peer = 0;
     std::uint64_t relayed_to_client = 0;
     std::uint64_t dropped_no_permission = 0;
+    std::uint64_t amplification_dropped = 0; ///< unauthenticated requests too small to answer
     std::uint64_t tcp_links = 0; ///< RFC 6062 peer connections made or accepted
 };
 
@@ -221,6 +232,8 @@ private:
     /// The peer policy's verdict on `peer`, counted and logged when it refuses.
     bool peer_permitted(const allocation& a, const protocol::transport_address& peer, std::string_view what);
     std::chrono::seconds lifetime_for(const protocol::message_view& req) const;
+    /// `life`, cut to what is left of a credential that expires at `expires` (unix seconds).
+    std::chrono::seconds within_credential(std::chrono::seconds life, std::optional<std::int64_t> expires) const;
     void remember(allocation& a, const protocol::message_view& req, std::span<const std::uint8_t> response);
     void on_removed(allocation& a);
 
