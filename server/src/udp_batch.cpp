@@ -3,17 +3,50 @@
 #include <cerrno>
 #include <netinet/udp.h>
 #include <cstring>
+#include <sys/mman.h>
+#include <system_error>
 #include <unistd.h>
 
 namespace ferry::server {
 
-udp_batch::udp_batch() : rx_data_(batch_size * slot_size), tx_data_(batch_size * send_slot_size) {
+namespace {
+
+constexpr std::size_t page = 4096;
+
+std::uint8_t* map_slots(std::size_t bytes) {
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "cannot map the UDP batch buffers");
+    return static_cast<std::uint8_t*>(p);
+}
+
+} // namespace
+
+udp_batch::udp_batch()
+    : rx_data_(map_slots(batch_size * slot_size)), tx_data_(map_slots(batch_size * send_slot_size)) {
     for (std::size_t i = 0; i < batch_size; ++i) {
-        rx_iov_[i] = {rx_data_.data() + i * slot_size, slot_size};
+        rx_iov_[i] = {rx_data_ + i * slot_size, slot_size};
     }
 }
 
+udp_batch::~udp_batch() {
+    ::munmap(rx_data_, batch_size * slot_size);
+    ::munmap(tx_data_, batch_size * send_slot_size);
+}
+
+void udp_batch::release_tails(std::uint8_t* base, std::size_t stride, std::size_t slot) {
+    // From the first whole page past common_size to the last whole page of the slot.
+    const auto begin = (reinterpret_cast<std::uintptr_t>(base + slot * stride + common_size) + page - 1) & ~(page - 1);
+    const auto end = reinterpret_cast<std::uintptr_t>(base + (slot + 1) * stride) & ~(page - 1);
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 std::size_t udp_batch::receive(int fd) {
+    if (rx_large_) {
+        // The previous receive held a large datagram: its pages go back before this one.
+        for (std::size_t i = 0; i < batch_size; ++i)
+            if (rx_hdr_[i].msg_len > common_size) release_tails(rx_data_, slot_size, i);
+        rx_large_ = false;
+    }
     for (std::size_t i = 0; i < batch_size; ++i) {
         auto& h = rx_hdr_[i].msg_hdr;
         h.msg_name = &rx_addr_[i];
@@ -25,11 +58,17 @@ std::size_t udp_batch::receive(int fd) {
         h.msg_flags = 0;
     }
     const int n = ::recvmmsg(fd, rx_hdr_.data(), batch_size, MSG_DONTWAIT, nullptr);
-    return n > 0 ? static_cast<std::size_t>(n) : 0;
+    if (n <= 0) {
+        for (auto& h : rx_hdr_) h.msg_len = 0;
+        return 0;
+    }
+    for (int i = 0; i < n; ++i) rx_large_ |= rx_hdr_[i].msg_len > common_size;
+    for (std::size_t i = static_cast<std::size_t>(n); i < batch_size; ++i) rx_hdr_[i].msg_len = 0;
+    return static_cast<std::size_t>(n);
 }
 
 std::span<const std::uint8_t> udp_batch::payload(std::size_t i) const {
-    return {rx_data_.data() + i * slot_size, rx_hdr_[i].msg_len};
+    return {rx_data_ + i * slot_size, rx_hdr_[i].msg_len};
 }
 
 std::optional<protocol::ip_address> udp_batch::destination(std::size_t i) const {
@@ -56,7 +95,7 @@ std::optional<protocol::ip_address> udp_batch::destination(std::size_t i) const 
 
 std::span<std::uint8_t> udp_batch::send_buffer() {
     if (tx_buffers_used_ == batch_size) return {};
-    return {tx_data_.data() + tx_buffers_used_++ * send_slot_size, send_slot_size};
+    return {tx_data_ + tx_buffers_used_++ * send_slot_size, send_slot_size};
 }
 
 void udp_batch::queue(int fd, const sockaddr_storage& to, std::span<const std::uint8_t> data,
@@ -128,6 +167,12 @@ void udp_batch::flush() {
         while (end < tx_count_ && tx_fd_[end] == tx_fd_[start]) ++end;
         send_run(tx_fd_[start], start, end);
         start = end;
+    }
+    // A send buffer that held a large datagram gives its extra pages back.
+    for (std::size_t i = 0; i < tx_count_; ++i) {
+        const auto* p = static_cast<const std::uint8_t*>(tx_iov_[i].iov_base);
+        if (tx_iov_[i].iov_len > common_size && p >= tx_data_ && p < tx_data_ + batch_size * send_slot_size)
+            release_tails(tx_data_, send_slot_size, static_cast<std::size_t>(p - tx_data_) / send_slot_size);
     }
     tx_count_ = 0;
     tx_buffers_used_ = 0;

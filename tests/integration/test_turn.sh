@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # TURN with clients we did not write: coturn's turnutils_uclient relaying to turnutils_peer
 # through ferry, with static long-term credentials and with TURN REST credentials, with and
-# without channels, over UDP and TCP, IPv4 and IPv6. Every run must report zero lost packets,
+# without channels, over UDP and TCP, IPv4 and IPv6, 120-byte and 30000-byte datagrams. Every run must report zero lost packets,
 # and an allocation made over TCP must end when its connection closes. Then the peer policy under the default configuration: CreatePermission for each
 # forbidden address class gets 403, from an independent client that sends nothing to any peer.
 . "$(dirname "$0")/lib.sh"
@@ -51,6 +51,9 @@ run_uclient() {
 run_uclient "static credentials, Send/Data" -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
 run_uclient "static credentials, channels" -c -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
 run_uclient "REST credentials (-W), channels" -c -u bayaz -W bloody-nine -e 127.0.0.1 127.0.0.1
+# Datagrams far over the 4 KiB that common traffic uses are relayed whole, both ways.
+run_uclient "30000-byte datagrams, Send/Data" -l 30000 -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
+run_uclient "30000-byte datagrams, channels" -c -l 30000 -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
 if [ -n "$V6" ]; then
     run_uclient "IPv6, Send/Data" -u ninefingers -w youhavetoberealistic -e ::1 ::1
     run_uclient "IPv6, channels" -c -u ninefingers -w youhavetoberealistic -e ::1 ::1

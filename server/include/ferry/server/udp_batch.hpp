@@ -21,12 +21,18 @@ namespace ferry::server {
 class udp_batch {
 public:
     static constexpr std::size_t batch_size = 32;
-    /// Largest datagram received whole; larger ones arrive truncated and are dropped.
-    static constexpr std::size_t slot_size = 4096;
+    /// Largest datagram received whole: any UDP datagram (65,535 bytes less the UDP header).
+    static constexpr std::size_t slot_size = 65536;
     /// Room for a TURN header in front of a slot's worth of payload.
     static constexpr std::size_t send_slot_size = slot_size + 64;
+    /// The part of a slot that common traffic touches; the rest of each slot is address space
+    /// whose pages exist only while a large datagram uses them (see flush()).
+    static constexpr std::size_t common_size = 4096;
 
     udp_batch();
+    ~udp_batch();
+    udp_batch(const udp_batch&) = delete;
+    udp_batch& operator=(const udp_batch&) = delete;
 
     /// Receives up to batch_size datagrams from `fd`; returns how many (0 when none waits).
     std::size_t receive(int fd);
@@ -71,13 +77,19 @@ private:
     void send_run(int fd, std::size_t start, std::size_t end);
     bool mergeable(std::size_t a, std::size_t b) const;
 
-    std::vector<std::uint8_t> rx_data_;
+    /// Pages of slot tails that a large datagram used go back to the kernel.
+    void release_tails(std::uint8_t* base, std::size_t stride, std::size_t slot);
+
+    // Slots in anonymous mappings: address space for every datagram size, memory only for
+    // the pages written (a common datagram touches one or two pages of its slot).
+    std::uint8_t* rx_data_ = nullptr;
+    std::uint8_t* tx_data_ = nullptr;
+    bool rx_large_ = false; ///< a datagram of the current receive went past common_size
     std::array<mmsghdr, batch_size> rx_hdr_{};
     std::array<iovec, batch_size> rx_iov_{};
     std::array<sockaddr_storage, batch_size> rx_addr_{};
     std::array<std::array<std::uint8_t, control_size>, batch_size> rx_control_{};
 
-    std::vector<std::uint8_t> tx_data_;
     std::array<mmsghdr, batch_size> tx_hdr_{};
     std::array<iovec, batch_size> tx_iov_{};
     std::array<sockaddr_storage, batch_size> tx_addr_{};
