@@ -35,11 +35,15 @@ check_stunclient 127.0.0.1
 [ -n "$V6" ] && check_stunclient ::1
 
 # Debian's stun client is RFC 3489 (no magic cookie): it gets MAPPED-ADDRESS. Pin its port.
+# Its own verdict is the assertion: ok=1 and exit status 0 only when it accepted every
+# attribute of the answer (it rejects a SERVER whose length is not a multiple of 4).
 SRC=$(free_port)
-out=$(timeout 20 stun "127.0.0.1:$PORT" 1 -v -p "$SRC" 2>&1) || true
+rc=0
+out=$(timeout 20 stun "127.0.0.1:$PORT" 1 -v -p "$SRC" 2>&1) || rc=$?
+grep -q "ok=1" <<<"$out" && [ "$rc" -eq 0 ] || fail "stun client rejected the answer (exit $rc): $out"
 echo "$out" | grep -q "MappedAddress = 127.0.0.1:$SRC" ||
     fail "stun client did not report 127.0.0.1:$SRC: $out"
-pass "stun (RFC 3489) over UDP: MappedAddress 127.0.0.1:$SRC"
+pass "stun (RFC 3489) over UDP: ok=1, exit 0, MappedAddress 127.0.0.1:$SRC"
 
 # TCP, and UDP with FINGERPRINT, from the independent probe.
 out=$(probe binding --host 127.0.0.1 --port "$PORT" --tcp) || fail "TCP binding over IPv4: $out"
