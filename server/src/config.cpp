@@ -255,7 +255,7 @@ config parse_root(const reader& r, const YAML::Node& root) {
     }
     if (const auto& n = root["turn"]) parse_turn(r, n, c.turn);
     if (const auto& n = root["limits"]) {
-        r.only_keys(n, "limits", {"tcp_idle_timeout", "tls_handshake_timeout", "max_tcp_connections", "max_tcp_connections_per_ip", "tcp_buffer_bytes",
+        r.only_keys(n, "limits", {"tcp_idle_timeout", "tls_handshake_timeout", "max_tcp_connections", "max_tcp_connections_per_ip", "ipv6_prefix_length", "tcp_buffer_bytes",
                                   "allocations_per_user", "allocations_total",
                                   "permissions_per_allocation", "channels_per_allocation"});
         if (n["tcp_idle_timeout"])
@@ -269,6 +269,8 @@ config parse_root(const reader& r, const YAML::Node& root) {
         if (n["max_tcp_connections_per_ip"])
             c.limits.max_tcp_connections_per_ip =
                 r.number<unsigned>(n["max_tcp_connections_per_ip"], "limits.max_tcp_connections_per_ip", 1, 10000000);
+        if (n["ipv6_prefix_length"])
+            c.limits.ipv6_prefix_length = r.number<unsigned>(n["ipv6_prefix_length"], "limits.ipv6_prefix_length", 32, 128);
         if (n["tcp_buffer_bytes"])
             c.limits.tcp_buffer_bytes = r.number<std::size_t>(n["tcp_buffer_bytes"], "limits.tcp_buffer_bytes", 70000, 1u << 30);
         if (n["allocations_per_user"])

@@ -8,7 +8,16 @@ std::size_t connection_limiter::ip_hash::operator()(const protocol::ip_address& 
     return h;
 }
 
-connection_limiter::ticket connection_limiter::admit(const protocol::ip_address& ip) {
+protocol::ip_address connection_limiter::key_of(const protocol::ip_address& ip) const {
+    if (ip.family != protocol::address_family::ipv6) return ip;
+    protocol::ip_address key = ip;
+    for (unsigned bit = ipv6_prefix_; bit < 128; ++bit)
+        key.bytes[bit / 8] = static_cast<std::uint8_t>(key.bytes[bit / 8] & ~(0x80u >> (bit % 8)));
+    return key;
+}
+
+connection_limiter::ticket connection_limiter::admit(const protocol::ip_address& source) {
+    const auto ip = key_of(source);
     if (total_.fetch_add(1, std::memory_order_relaxed) >= max_total_) {
         total_.fetch_sub(1, std::memory_order_relaxed);
         return {};

@@ -56,7 +56,8 @@ int run(config cfg) {
     const unsigned threads = cfg.threads != 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
 
     auto turn = make_turn_context(cfg);
-    connection_limiter connections(cfg.limits.max_tcp_connections, cfg.limits.max_tcp_connections_per_ip);
+    connection_limiter connections(cfg.limits.max_tcp_connections, cfg.limits.max_tcp_connections_per_ip,
+                                   cfg.limits.ipv6_prefix_length);
     std::unique_ptr<tls_context_holder> tls;
     const bool any_tls = std::any_of(cfg.listen.begin(), cfg.listen.end(), [](const listen_config& l) { return l.tls; });
     const bool any_dtls = std::any_of(cfg.listen.begin(), cfg.listen.end(), [](const listen_config& l) { return l.dtls; });

@@ -36,3 +36,29 @@ TEST_CASE("connection caps per address and in total") {
     moved = {};
     CHECK(limiter.total() == 0);
 }
+
+TEST_CASE("IPv6 sources count per /64 (or the configured prefix), IPv4 per address") {
+    auto ip = [](const char* s) { return *ferry::protocol::ip_address::parse(s); };
+    SUBCASE("one /64 cannot take more than the per-address cap by varying its host bits") {
+        connection_limiter limiter(100, 2);
+        auto a = limiter.admit(ip("2001:db8:1:2::1"));
+        auto b = limiter.admit(ip("2001:db8:1:2:ffff::7"));
+        CHECK(a);
+        CHECK(b);
+        CHECK_FALSE(limiter.admit(ip("2001:db8:1:2:abcd:ef01:2345:6789")));
+        CHECK(limiter.admit(ip("2001:db8:1:3::1"))); // the next /64 is someone else
+    }
+    SUBCASE("a /56 prefix") {
+        connection_limiter limiter(100, 1, 56);
+        auto a = limiter.admit(ip("2001:db8:1:200::1"));
+        CHECK(a);
+        CHECK_FALSE(limiter.admit(ip("2001:db8:1:2ff::1")));
+        CHECK(limiter.admit(ip("2001:db8:1:300::1")));
+    }
+    SUBCASE("places come back when tickets end") {
+        connection_limiter limiter(100, 1);
+        { auto a = limiter.admit(ip("2001:db8::1")); CHECK(a); }
+        CHECK(limiter.admit(ip("2001:db8::2")));
+        CHECK(limiter.total() == 0);
+    }
+}

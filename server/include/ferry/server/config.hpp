@@ -51,6 +51,7 @@ struct limits_config {
     std::chrono::seconds tls_handshake_timeout{10}; ///< a TLS client must finish its handshake by then
     unsigned max_tcp_connections = 10000;      ///< in total; more are closed at accept
     unsigned max_tcp_connections_per_ip = 1000; ///< from one source IP address (many users share a NAT)
+    unsigned ipv6_prefix_length = 64; ///< IPv6 sources count per prefix: one host holds a whole /64
     std::size_t tcp_buffer_bytes = 262144;     ///< unsent bytes a connection may queue before it is cut
     unsigned allocations_per_user = 64;       ///< 486 beyond this (0: no limit)
     unsigned allocations_total = 50000;       ///< 508 beyond this (0: no limit)

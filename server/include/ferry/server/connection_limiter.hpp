@@ -1,5 +1,6 @@
-// Caps on stream connections (TCP and TLS): in total and per source IP address, across
-// all workers. Consulted once per accepted connection, never per packet; a connection holds a
+// Caps on stream connections (TCP and TLS): in total and per source IP address (an IPv6
+// source per prefix, a /64 by default: one host is given a whole /64 and could otherwise take
+// every slot), across all workers. Consulted once per accepted connection, never per packet; a connection holds a
 // ticket that gives its place back when the connection ends.
 #pragma once
 
@@ -13,7 +14,8 @@ namespace ferry::server {
 
 class connection_limiter {
 public:
-    connection_limiter(unsigned max_total, unsigned max_per_ip) : max_total_(max_total), max_per_ip_(max_per_ip) {}
+    connection_limiter(unsigned max_total, unsigned max_per_ip, unsigned ipv6_prefix = 64)
+        : max_total_(max_total), max_per_ip_(max_per_ip), ipv6_prefix_(ipv6_prefix) {}
     connection_limiter(const connection_limiter&) = delete;
     connection_limiter& operator=(const connection_limiter&) = delete;
 
@@ -52,9 +54,12 @@ private:
         std::size_t operator()(const protocol::ip_address& a) const noexcept;
     };
     void release(const protocol::ip_address& ip);
+    /// The key a source counts under: the address, or its IPv6 prefix.
+    protocol::ip_address key_of(const protocol::ip_address& ip) const;
 
     const unsigned max_total_;
     const unsigned max_per_ip_;
+    const unsigned ipv6_prefix_;
     std::atomic<unsigned> total_{0};
     std::mutex mutex_;
     std::unordered_map<protocol::ip_address, unsigned, ip_hash> per_ip_;
