@@ -116,6 +116,7 @@ int run(config cfg) {
     }
     log::info("stopped: {} requests answered, {} error responses, {} messages dropped",
               total.requests, total.errors_sent, total.dropped);
+    for (auto& w : workers) w->drop_pending(); // every worker's, before any worker goes
     workers.clear(); // ends every allocation (and logs it) before the shared TURN state goes
     return requested_exit();
 }

@@ -104,6 +104,9 @@ public:
         asio::post(socket_.get_executor(), [self = this->shared_from_this()] { self->close(); });
     }
     std::size_t backlog() const override { return unsent_.load(std::memory_order_relaxed); }
+    void resume() override {
+        asio::post(socket_.get_executor(), [self = this->shared_from_this()] { self->pause_.cancel(); });
+    }
 
 private:
     std::string describe(std::string_view what) const {
@@ -124,6 +127,7 @@ private:
             auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(sending_), use_tuple);
             unsent_.fetch_sub(sending_.size(), std::memory_order_relaxed);
             sending_.clear();
+            if (partner_ && backlog() <= splice_high_water) partner_->resume();
             if (ec) {
                 close();
                 break;
@@ -204,11 +208,14 @@ private:
     // Raw bytes from the client to the peer connection, pausing while the peer is behind.
     asio::awaitable<void> splice_loop() {
         in_.resize(16384);
-        asio::steady_timer pause(socket_.get_executor());
         while (!closed_) {
             if (partner_->backlog() > splice_high_water) {
-                pause.expires_after(std::chrono::milliseconds(1));
-                co_await pause.async_wait(use_tuple);
+                const auto partner = partner_; // close() resets partner_ while we wait
+                if (!co_await wait_for_partner(pause_, *partner)) {
+                    log_.at(log_level::info, "{} {}: the peer read nothing for {} s, closing the splice",
+                            to_string(ctx_.via), ctx_.remote, splice_stall_timeout.count());
+                    break;
+                }
                 continue;
             }
             auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_), use_tuple);
@@ -251,11 +258,13 @@ private:
         lowest().shutdown(asio::socket_base::shutdown_both, ec);
         lowest().close(ec);
         timer_.cancel();
+        pause_.cancel();
     }
 
     std::shared_ptr<asio::ssl::context> tls_; ///< kept while the connection lives (SIGHUP swaps)
     Stream socket_;
     asio::steady_timer timer_;
+    asio::steady_timer pause_{socket_.get_executor()}; ///< RFC 6062: the spliced reader waits on it
     stun_handler& handler_;
     turn_handler* turn_;
     packet_sink& sink_;

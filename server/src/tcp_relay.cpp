@@ -35,7 +35,21 @@ std::shared_ptr<tcp_peer_link> tcp_link_hub::find(std::uint32_t id) const {
 
 tcp_peer_link::tcp_peer_link(asio::ip::tcp::socket socket, std::uint32_t id, tcp_link_hub& hub, turn_handler& turn,
                              std::size_t cap)
-    : socket_(std::move(socket)), id_(id), hub_(hub), turn_(turn), cap_(cap) {}
+    : socket_(std::move(socket)), pause_(socket_.get_executor()), id_(id), hub_(hub), turn_(turn), cap_(cap) {}
+
+asio::awaitable<bool> wait_for_partner(asio::steady_timer& pause, const splice_end& partner) {
+    const auto deadline = std::chrono::steady_clock::now() + splice_stall_timeout;
+    while (partner.backlog() > splice_high_water) {
+        if (std::chrono::steady_clock::now() >= deadline) co_return false;
+        pause.expires_at(deadline);
+        co_await pause.async_wait(use_tuple); // cancelled by the partner's resume()
+    }
+    co_return true;
+}
+
+void tcp_peer_link::resume() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->pause_.cancel(); });
+}
 
 void tcp_peer_link::start() {
     std::error_code ec;
@@ -96,6 +110,7 @@ asio::awaitable<void> tcp_peer_link::write_loop() {
         backlog_.fetch_sub(sending_.size(), std::memory_order_relaxed);
         to_peer_ += n;
         sending_.clear();
+        if (client_ && backlog() <= splice_high_water) client_->resume();
         if (ec) {
             close();
             break;
@@ -106,11 +121,14 @@ asio::awaitable<void> tcp_peer_link::write_loop() {
 
 asio::awaitable<void> tcp_peer_link::read_loop() {
     std::vector<std::uint8_t> buf(16384);
-    asio::steady_timer pause(socket_.get_executor());
     while (!closed_) {
         if (client_ && client_->backlog() > splice_high_water) {
-            pause.expires_after(std::chrono::milliseconds(1));
-            co_await pause.async_wait(use_tuple);
+            const auto partner = client_; // close() may reset client_ while we wait
+            if (!co_await wait_for_partner(pause_, *partner)) {
+                log::info("tcp relay connection {}: the client read nothing for {} s, closing", id_,
+                          splice_stall_timeout.count());
+                break;
+            }
             continue;
         }
         auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf), use_tuple);
@@ -138,6 +156,7 @@ void tcp_peer_link::close() {
     std::error_code ec;
     socket_.shutdown(asio::socket_base::shutdown_both, ec);
     socket_.close(ec);
+    pause_.cancel();
     if (client_) client_->hang_up();
     client_.reset();
     // Not inside the caller: close() can run from the handler itself (close_tcp).

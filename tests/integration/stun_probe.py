@@ -217,6 +217,25 @@ def turn_allocate(exchange, user: str, password: str, transport: int = 17,
     return key, creds, r
 
 
+def tcp_signed(sock, method: int, body: bytes, creds: bytes, key: bytes) -> dict:
+    """A signed request on a TCP socket; on 438 (the nonce is bound to the client's address and
+    port, so a new connection needs its own) once more with the fresh nonce, as clients do."""
+    msg, txid = signed(method, body + creds, key)
+    r = tcp_transact(sock, msg, txid)
+    if r.get("error") == 438:
+        pos, parts = 0, []
+        while pos < len(creds):
+            atype, alen = struct.unpack("!HH", creds[pos:pos + 4])
+            end = pos + 4 + ((alen + 3) & ~3)
+            if atype != 0x0015:
+                parts.append(creds[pos:end])
+            pos = end
+        fresh = b"".join(parts) + attr(0x0015, r["attrs"][0x0015])
+        msg, txid = signed(method, body + fresh, key)
+        r = tcp_transact(sock, msg, txid)
+    return r
+
+
 def permit(args) -> None:
     s = socket.socket(family_of(args.host), socket.SOCK_DGRAM)
     s.settimeout(2)
@@ -371,8 +390,7 @@ def tcprelay(args) -> None:
     print("tcp-allocate", 200)
 
     def request(sock, method: int, body: bytes) -> dict:
-        msg, txid = signed(method, body + creds, key)
-        return tcp_transact(sock, msg, txid)
+        return tcp_signed(sock, method, body, creds, key)
 
     def with_peer(method: int, ip: str, p: int, sock=None) -> dict:
         txid = os.urandom(12)
@@ -460,6 +478,73 @@ def tcprelay(args) -> None:
     echo.close()
 
 
+def stalledsplices(args) -> None:
+    """RFC 6062 back-pressure: --count splices whose peers never read, each client pushing until
+    its socket blocks; then the server's CPU time and thread wake-ups (from /proc, --pid) over
+    3 s are printed. A paused splice must cost nothing while it waits (no polling)."""
+    host, port = args.host, args.port
+    ctl = socket.create_connection((host, port), timeout=5)
+    key, creds, _ = turn_allocate(lambda m, t: tcp_transact(ctl, m, t), args.user, args.password, transport=6)
+
+    def signed_peer(method: int, ip: str, p: int) -> dict:
+        txid = os.urandom(12)
+        body = xor_peer(ip, p, txid) + creds
+        head = struct.pack("!HHI", method, len(body) + 24, COOKIE) + txid
+        mac = hmac.new(key, head + body, hashlib.sha1).digest()
+        return tcp_transact(ctl, head + body + attr(0x0008, mac), txid)
+
+    sinks, held, clients = [], [], []
+    for _ in range(args.count):
+        sink = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sink.bind(("127.0.0.1", 0))
+        sink.listen(1)
+        sinks.append(sink)
+    r = signed_peer(0x0008, "127.0.0.1", sinks[0].getsockname()[1])
+    if r["type"] != 0x0108:
+        raise SystemExit(f"CreatePermission failed: {r.get('error')}")
+    for sink in sinks:
+        r = signed_peer(0x000A, "127.0.0.1", sink.getsockname()[1])
+        if r["type"] != 0x010A:
+            raise SystemExit(f"Connect failed: {r.get('error')}")
+        held.append(sink.accept()[0])  # accepted, never read
+        data = socket.create_connection((host, port), timeout=5)
+        if tcp_signed(data, 0x000B, attr(0x002A, r["attrs"][0x002A]), creds, key)["type"] != 0x010B:
+            raise SystemExit("ConnectionBind failed")
+        clients.append(data)
+    chunk = b"x" * 65536
+    for c in clients:  # push until the whole path is full and the client's socket blocks
+        c.setblocking(False)
+        deadline = time.monotonic() + 10
+        quiet_since = None
+        while time.monotonic() < deadline:
+            try:
+                c.send(chunk)
+                quiet_since = None
+            except BlockingIOError:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 0.5:
+                    break
+                time.sleep(0.02)
+    time.sleep(0.5)
+
+    def cpu_and_wakeups() -> tuple[int, int]:
+        with open(f"/proc/{args.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        wakeups = 0
+        for task in os.listdir(f"/proc/{args.pid}/task"):
+            with open(f"/proc/{args.pid}/task/{task}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        wakeups += int(line.split()[1])
+        return int(fields[11]) + int(fields[12]), wakeups  # utime + stime, sleeps ended
+
+    cpu0, woke0 = cpu_and_wakeups()
+    time.sleep(3)
+    cpu1, woke1 = cpu_and_wakeups()
+    print(f"cpu_ms={(cpu1 - cpu0) * 1000 // os.sysconf('SC_CLK_TCK')} wakeups={woke1 - woke0}")
+
+
 def dtls_client_hello() -> bytes:
     """A minimal DTLS 1.2 ClientHello without a cookie (RFC 6347 §4.2.1), in one record."""
     body = (b"\xfe\xfd" + os.urandom(32) + b"\x00"  # client_version, random, no session id
@@ -497,7 +582,7 @@ def dtls_hellos(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("command", choices=["binding", "garbage", "stall", "permit", "slowreader", "idle",
-                                        "dtls-hellos", "tcprelay"])
+                                        "dtls-hellos", "tcprelay", "stalledsplices"])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tcp", action="store_true")
@@ -508,10 +593,11 @@ def main() -> None:
     ap.add_argument("--password", default="")
     ap.add_argument("--peer", action="append", default=[])
     ap.add_argument("--denied", default="127.0.0.3")
+    ap.add_argument("--pid", type=int, default=0)
     args = ap.parse_args()
     {"binding": binding, "garbage": garbage, "stall": stall, "permit": permit, "slowreader": slowreader,
      "idle": idle, "dtls-hellos": dtls_hellos,
-     "tcprelay": tcprelay}[args.command](args)
+     "tcprelay": tcprelay, "stalledsplices": stalledsplices}[args.command](args)
 
 
 main()

@@ -65,4 +65,13 @@ data-closed-with-allocation True"
 [ "$out" = "$expected" ] || fail "RFC 6062 steps differ:
 $(diff <(echo "$expected") <(echo "$out"))"
 pass "RFC 6062 step by step: 400 over UDP, 403 (permission, policy), 446, 447, ConnectionBind 400s, 200 kB echoed, ConnectionAttempt, stranger refused, all closed with the control connection"
+
+# Back-pressure without polling: 10 splices whose peers never read, paused, cost the server
+# almost nothing while they wait. A 1 ms poll per paused reader woke a worker 1000 times a
+# second; waiting for the partner's writer, the workers sleep (their 1 s sweeps aside).
+out=$(timeout 90 python3 "$HERE/stun_probe.py" stalledsplices --port "$PORT" --user ninefingers \
+    --password youhavetoberealistic --count 10 --pid "$FERRY_PID") || fail "stalled splices: $out"
+wakeups=${out#*wakeups=}
+[ "$wakeups" -le 100 ] || fail "10 paused splices woke the server $wakeups times in 3 s ($out)"
+pass "10 paused splices: $out in 3 s"
 stop_ferry

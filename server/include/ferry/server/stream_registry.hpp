@@ -21,6 +21,8 @@ public:
     virtual void hang_up() = 0;
     /// Bytes queued and not yet written: a reader pauses while its partner's is high.
     virtual std::size_t backlog() const = 0;
+    /// The partner's backlog went down: a reader paused for it reads again.
+    virtual void resume() = 0;
 };
 
 class stream_client {

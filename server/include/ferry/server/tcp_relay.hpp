@@ -11,6 +11,7 @@
 #include "ferry/server/asio.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -50,6 +51,7 @@ public:
     void push(std::span<const std::uint8_t> bytes) override;
     void hang_up() override;
     std::size_t backlog() const override { return backlog_.load(std::memory_order_relaxed); }
+    void resume() override;
 
 private:
     asio::awaitable<void> read_loop();
@@ -58,6 +60,7 @@ private:
     void close();
 
     asio::ip::tcp::socket socket_;
+    asio::steady_timer pause_; ///< the reader waits on it while the client is behind
     std::uint32_t id_;
     tcp_link_hub& hub_;
     turn_handler& turn_;
@@ -94,7 +97,14 @@ private:
     std::size_t cap_;
 };
 
-/// Bytes of backlog past which a splice's reader waits for its partner to drain.
+/// Bytes of backlog past which a splice's reader waits for its partner to drain. The partner's
+/// writer wakes it (no polling); a partner that drains nothing for splice_stall_timeout is
+/// taken for dead and the splice closed.
 inline constexpr std::size_t splice_high_water = 64 * 1024;
+inline constexpr std::chrono::seconds splice_stall_timeout{60};
+
+/// Pauses a splice reader until `partner` is below the high-water mark (its writer resumes the
+/// `pause` timer) or splice_stall_timeout passes; false when it stalled that long.
+asio::awaitable<bool> wait_for_partner(asio::steady_timer& pause, const splice_end& partner);
 
 } // namespace ferry::server

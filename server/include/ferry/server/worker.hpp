@@ -34,6 +34,15 @@ struct turn_context {
     port_pool ports{settings.port_min, settings.port_max}; ///< built after settings are final
 };
 
+/// A worker's io_context, whose pending work can be destroyed ahead of the context itself:
+/// objects shared across workers (RFC 6062 splices) can be held by one worker's coroutine and
+/// own I/O objects of another, so every worker drops its pending work before any context goes.
+class worker_io : public asio::io_context {
+public:
+    worker_io() : asio::io_context(1) {}
+    using asio::execution_context::shutdown;
+};
+
 class worker final : public relay_provider {
 public:
     /// Binds every socket the configuration names. Throws std::system_error if one cannot be
@@ -49,6 +58,9 @@ public:
     void run();
     /// Thread-safe.
     void stop() { io_.stop(); }
+    /// After run() has returned on every worker, before any worker is destroyed: destroys the
+    /// coroutines and handlers still pending.
+    void drop_pending() { io_.shutdown(); }
 
     const handler_stats& stats() const { return handler_.stats(); }
     const turn_handler* turn() const { return turn_.get(); }
@@ -86,7 +98,7 @@ private:
 
     const config& cfg_;
     unsigned index_;
-    asio::io_context io_{1};
+    worker_io io_;
     stun_handler handler_;
     udp_batch batch_;
     std::vector<std::unique_ptr<udp_listener>> udp_;
