@@ -27,8 +27,9 @@ fail() {
 }
 pass() { echo "ok: $*"; }
 
-# free_port [N]: a port P such that P..P+N-1 are free for UDP and TCP on 127.0.0.1 and ::1.
-free_port() { python3 "$HERE/free_port.py" "${1:-1}"; }
+# free_port [N]: a port P such that P..P+N-1 are free for UDP and TCP on 127.0.0.1 and ::1,
+# claimed for this test ($$, the script's PID even inside $(...)) so no parallel test gets it.
+free_port() { python3 "$HERE/free_port.py" "${1:-1}" "$$"; }
 
 have_ipv6() { python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null; }
 

@@ -23,13 +23,20 @@ rc=0
 pass "unknown argument: exit 2"
 
 # Another process holds the UDP port (without SO_REUSEPORT): ferry must refuse, not share it.
+# The holder says when it has bound; if it cannot, the test fails here rather than later.
 PORT=$(free_port)
 python3 -c "
-import socket, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', $PORT)); time.sleep(8)" &
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', $PORT))
+print('bound', flush=True); time.sleep(8)" >"$WORK/holder.out" 2>&1 &
 HOLDER=$!
 PIDS+=("$HOLDER")
-sleep 0.5
+for _ in $(seq 50); do
+    grep -q bound "$WORK/holder.out" && break
+    kill -0 "$HOLDER" 2>/dev/null || fail "the port holder could not bind $PORT: $(cat "$WORK/holder.out")"
+    sleep 0.1
+done
+grep -q bound "$WORK/holder.out" || fail "the port holder did not bind $PORT in 5 s"
 printf 'threads: 2\nlisten:\n  - address: 127.0.0.1\n    port: %s\n' "$PORT" >"$WORK/taken.yaml"
 rc=0
 msg=$(timeout 10 "$FERRY_BIN" --config "$WORK/taken.yaml" 2>&1) || rc=$?
