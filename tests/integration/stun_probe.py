@@ -600,4 +600,5 @@ def main() -> None:
      "tcprelay": tcprelay, "stalledsplices": stalledsplices}[args.command](args)
 
 
-main()
+if __name__ == "__main__":
+    main()
