@@ -72,3 +72,53 @@ pass "max_tcp_connections_per_ip 3: of 5 connections 3 served, 2 closed at accep
 
 stop_ferry
 pass "SIGTERM: clean exit"
+
+# Out of descriptors: a UDP Allocate gets 508 (not silence), the worker keeps serving, and once
+# descriptors are free again allocations work. One worker, 64 descriptors, 80 TCP connections.
+PORT=$(free_port)
+cat >"$WORK/fds.yaml" <<YAML
+threads: 1
+listen:
+  - address: 127.0.0.1
+    port: $PORT
+turn:
+  users:
+    - name: ninefingers
+      password: youhavetoberealistic
+YAML
+# The Release build (scripts/test.sh builds it before the tests run): the sanitizers need
+# descriptors of their own to check memory, and with none left they report every virtual call.
+RELEASE_BIN="$HERE/../../build/release/server/ferry"
+[ -x "$RELEASE_BIN" ] || fail "no Release build at $RELEASE_BIN (scripts/test.sh builds it)"
+(ulimit -n 64 && exec "$RELEASE_BIN" --config "$WORK/fds.yaml") >"$WORK/ferry.log" 2>&1 &
+FERRY_PID=$!
+PIDS+=("$FERRY_PID")
+for _ in $(seq 50); do grep -q " started: " "$WORK/ferry.log" && break; sleep 0.1; done
+out=$(timeout 60 python3 - "$PORT" "$HERE" <<'PY'
+import socket, subprocess, sys, time
+port, here = int(sys.argv[1]), sys.argv[2]
+held = []
+for _ in range(80):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+    except OSError:
+        pass
+time.sleep(0.5)
+def allocate():
+    r = subprocess.run([sys.executable, f"{here}/stun_probe.py", "permit", "--port", str(port),
+                        "--user", "ninefingers", "--password", "youhavetoberealistic"],
+                       capture_output=True, text=True, timeout=20)
+    return "200" if r.returncode == 0 else (r.stderr.strip() or r.stdout.strip())
+starved = allocate()
+for s in held:
+    s.close()
+time.sleep(1.5)
+print(f"starved={starved!r} freed={allocate()!r}")
+PY
+) || fail "descriptor exhaustion probe: $out"
+[[ "$out" == *"starved='Allocate failed: 508'"* ]] || fail "out of descriptors, an Allocate was not answered 508: $out"
+[[ "$out" == *"freed='200'"* ]] || fail "after descriptors were freed, no allocation: $out"
+probe binding --host 127.0.0.1 --port "$PORT" >/dev/null || fail "the worker stopped answering Binding"
+grep -q "cannot open a relay socket on .*Too many open files" "$WORK/ferry.log" || fail "no log line for the failed relay socket"
+pass "out of descriptors: Allocate answered 508, then served again once descriptors were free"
+stop_ferry
