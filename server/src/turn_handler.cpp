@@ -132,10 +132,11 @@ std::size_t turn_handler::error(const request_context& ctx, const message_view& 
         for (const auto a : credentials_.offered_algorithms()) pa.algorithms[pa.count++] = static_cast<std::uint16_t>(a);
         pa.encode(w);
         if (req.has(attribute_type::fingerprint)) w.append_fingerprint();
-        // Anyone can send a request with a forged source address: an answer to one that has not
-        // authenticated must not amplify. Past max_amplification times the request, none is sent
-        // (a real client's first Allocate carries REQUESTED-TRANSPORT and is answered).
-        if (w.finish().size() > max_amplification * req.bytes().size()) {
+        // Anyone can send a UDP request with a forged source address: an answer to one that has
+        // not authenticated must not amplify. Past max_amplification times the request, none is
+        // sent (a real client's first Allocate carries REQUESTED-TRANSPORT and is answered).
+        // Streams and DTLS sessions have proven their address with a handshake.
+        if (ctx.via == transport::udp && w.finish().size() > max_amplification * req.bytes().size()) {
             ++stats_.amplification_dropped;
             log_.at(log_level::debug, "{} {} from {}: {}-byte request left unanswered (a challenge would be {} bytes)",
                     to_string(ctx.via), method_name(req.method()), ctx.remote, req.bytes().size(), w.finish().size());

@@ -21,7 +21,7 @@ struct fixed_clock final : turn_clock {
 
 struct fake_relays final : relay_provider {
     int next = 100;
-    std::optional<opened> open(const ip_address& ip, bool, bool) override {
+    std::optional<opened> open(const ip_address& ip, bool, bool, bool) override {
         return opened{next++, {ip, static_cast<std::uint16_t>(50000 + next % 1000)}};
     }
     std::optional<opened> open_next(const opened& o) override {

@@ -190,6 +190,11 @@ TEST_CASE("no unauthenticated TURN answer is more than four times its request") 
         CHECK(f.code() == 401);
         CHECK(f.response.bytes().size() <= 4 * req.size());
     }
+    SUBCASE("over TCP, whose source cannot be forged, a header-only Allocate still gets its 401") {
+        f.ctx.via = transport::tcp;
+        REQUIRE(f.send(bare(method::allocate, f)));
+        CHECK(f.code() == 401);
+    }
     SUBCASE("a Refresh on an allocated 5-tuple without credentials: no answer larger than 4x") {
         f.allocate();
         const auto req = bare(method::refresh, f);
