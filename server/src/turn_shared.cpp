@@ -13,9 +13,16 @@ using std::chrono::seconds;
 
 turn_shared::quota turn_shared::acquire(const std::string& user, unsigned per_user, unsigned total) {
     std::lock_guard lock(mutex_);
+    return acquire_locked(user, per_user, total);
+}
+
+turn_shared::quota turn_shared::acquire_locked(const std::string& user, unsigned per_user, unsigned total) {
     if (total != 0 && total_ >= total) return quota::total;
     auto& n = per_user_[user];
-    if (per_user != 0 && n >= per_user) return quota::user;
+    if (per_user != 0 && n >= per_user) {
+        if (n == 0) per_user_.erase(user);
+        return quota::user;
+    }
     ++n;
     ++total_;
     return quota::ok;
@@ -40,13 +47,9 @@ std::size_t turn_shared::total() const {
 turn_shared::quota turn_shared::reserve(const std::array<std::uint8_t, 8>& token, reservation r, unsigned per_user,
                                         unsigned total) {
     std::lock_guard lock(mutex_);
-    if (total != 0 && total_ >= total) return quota::total;
-    auto& n = per_user_[r.user];
-    if (per_user != 0 && n >= per_user) return quota::user;
-    ++n;
-    ++total_;
-    reservations_[token] = std::move(r);
-    return quota::ok;
+    const auto q = acquire_locked(r.user, per_user, total);
+    if (q == quota::ok) reservations_[token] = std::move(r);
+    return q;
 }
 
 std::optional<turn_shared::reservation> turn_shared::take(const std::array<std::uint8_t, 8>& token,

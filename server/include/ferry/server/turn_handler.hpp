@@ -76,6 +76,7 @@ public:
 private:
     mutable std::mutex mutex_;
     std::unordered_map<std::string, unsigned> per_user_;
+    quota acquire_locked(const std::string& user, unsigned per_user, unsigned total);
     void release_locked(const std::string& user);
 
     std::size_t total_ = 0;
