@@ -100,11 +100,21 @@ def send_in_pieces(s, data: bytes, rng: random.Random) -> None:
 def good_stream_client(args, tls: bool, ident: int, peer: Peer, seed: int, sent: list, errors: list) -> None:
     rng = random.Random(seed)
     try:
-        s = connect(args.tls_port if tls else args.port, tls)
-        ex = lambda m, t: tcp_transact(s, m, t)
-        key, creds, _ = turn_allocate(ex, args.user, args.password)
-        if channel_bind(ex, key, creds, 0x4000, peer.port)["type"] != 0x0109:
-            raise RuntimeError("ChannelBind failed")
+        # The server's deadlines are short here (1 s to finish a TLS handshake) and the machine
+        # busy: a client whose handshake is cut off tries again, as a real one would. Once it
+        # has an allocation, nothing may be lost.
+        for attempt in range(3):
+            try:
+                s = connect(args.tls_port if tls else args.port, tls)
+                ex = lambda m, t: tcp_transact(s, m, t)
+                key, creds, _ = turn_allocate(ex, args.user, args.password)
+                if channel_bind(ex, key, creds, 0x4000, peer.port)["type"] != 0x0109:
+                    raise RuntimeError("ChannelBind failed")
+                break
+            except (OSError, ssl.SSLError, SystemExit) as e:
+                if attempt == 2:
+                    raise RuntimeError(f"no allocation after 3 tries: {e!r}")
+                time.sleep(0.2)
         stream = b""
         for i in range(args.frames):
             size = rng.choice([1, 4, 17, 100, 1000, 4000, 5000, 9000])
