@@ -43,7 +43,7 @@ void udp_batch::release_tails(std::uint8_t* base, std::size_t stride, std::size_
 std::size_t udp_batch::receive(int fd) {
     if (rx_large_) {
         // The previous receive held a large datagram: its pages go back before this one.
-        for (std::size_t i = 0; i < batch_size; ++i)
+        for (std::size_t i = 0; i < rx_count_; ++i)
             if (rx_hdr_[i].msg_len > common_size) release_tails(rx_data_, slot_size, i);
         rx_large_ = false;
     }
@@ -58,13 +58,9 @@ std::size_t udp_batch::receive(int fd) {
         h.msg_flags = 0;
     }
     const int n = ::recvmmsg(fd, rx_hdr_.data(), batch_size, MSG_DONTWAIT, nullptr);
-    if (n <= 0) {
-        for (auto& h : rx_hdr_) h.msg_len = 0;
-        return 0;
-    }
-    for (int i = 0; i < n; ++i) rx_large_ |= rx_hdr_[i].msg_len > common_size;
-    for (std::size_t i = static_cast<std::size_t>(n); i < batch_size; ++i) rx_hdr_[i].msg_len = 0;
-    return static_cast<std::size_t>(n);
+    rx_count_ = n > 0 ? static_cast<std::size_t>(n) : 0;
+    for (std::size_t i = 0; i < rx_count_; ++i) rx_large_ |= rx_hdr_[i].msg_len > common_size;
+    return rx_count_;
 }
 
 std::span<const std::uint8_t> udp_batch::payload(std::size_t i) const {

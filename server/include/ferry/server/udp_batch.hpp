@@ -84,7 +84,8 @@ private:
     // the pages written (a common datagram touches one or two pages of its slot).
     std::uint8_t* rx_data_ = nullptr;
     std::uint8_t* tx_data_ = nullptr;
-    bool rx_large_ = false; ///< a datagram of the current receive went past common_size
+    std::size_t rx_count_ = 0; ///< datagrams of the current receive
+    bool rx_large_ = false;    ///< one of them went past common_size
     std::array<mmsghdr, batch_size> rx_hdr_{};
     std::array<iovec, batch_size> rx_iov_{};
     std::array<sockaddr_storage, batch_size> rx_addr_{};
