@@ -60,6 +60,9 @@ limits:
   allocations_total: 0
 log:
   level: warn
+admin:
+  port: $3
+drain_timeout: 0
 YAML
         "$FERRY" --config "$WORK/ferry.yaml" >"$WORK/ferry.log" 2>&1 &
     else
@@ -120,6 +123,16 @@ hold() { # SERVER ROUND N
     local rss fd
     rss=$(rss_kb "$SERVER_PID")
     fd=$(fds "$SERVER_PID")
+    if [ "$1" = ferry ]; then
+        # The admin endpoint at this size: one scrape's latency, and what it left in RSS.
+        local ms after
+        ms=$(curl -s -o "$WORK/metrics.txt" -w '%{time_total}' "http://127.0.0.1:$ADMIN_PORT/metrics")
+        grep -q '^ferry_allocations{transport="udp",family="ipv4"}' "$WORK/metrics.txt" ||
+            { echo "bench: /metrics answered no allocation count"; exit 1; }
+        after=$(rss_kb "$SERVER_PID")
+        record "$1" "$2" "hold $3: /metrics scrape ms" "$(python3 -c "print(round($ms * 1000, 2))")"
+        record "$1" "$2" "hold $3: RSS KiB added by a scrape" "$((after - rss))"
+    fi
     wait "$hold_pid"
     record "$1" "$2" "hold $3: RSS KiB" "$rss"
     record "$1" "$2" "hold $3: bytes/allocation" "$(( (rss - base) * 1024 / $3 ))"
@@ -128,11 +141,12 @@ hold() { # SERVER ROUND N
 
 run_server() { # NAME ROUND
     PORT=$(free_port)
+    ADMIN_PORT=$(free_port)
     local echo_port
     echo_port=$(free_port)
     "$LOAD" echo --bind "127.0.0.1:$echo_port" --seconds 600 >"$WORK/echo.out" 2>&1 &
     ECHO_PID=$!
-    start_server "$1" "$PORT"
+    start_server "$1" "$PORT" "$ADMIN_PORT"
     local s=127.0.0.1:$PORT peer=127.0.0.1:$echo_port
     measure "$1" "$2" "binding" 1 binding --server "$s" --sockets 64 --window 8 --seconds "$SECS"
     measure "$1" "$2" "allocation" 1 allocate --server "$s" --seconds "$SECS"
@@ -149,7 +163,7 @@ run_server() { # NAME ROUND
     # Memory is measured on a fresh server, so that heap kept from the workloads above (coturn
     # reuses it) does not hide what holding allocations costs.
     stop_server
-    start_server "$1" "$PORT"
+    start_server "$1" "$PORT" "$ADMIN_PORT"
     hold "$1" "$2" 1000
     hold "$1" "$2" 10000
     stop_server

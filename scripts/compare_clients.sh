@@ -65,6 +65,9 @@ turn:
   allowed_peer_ranges: [127.0.0.0/8]
 log:
   level: warn
+admin:
+  enabled: false
+drain_timeout: 0
 YAML
     "$FERRY" --config "$WORK/ferry.yaml" >"$WORK/ferry.log" 2>&1 &
     SERVER=$!

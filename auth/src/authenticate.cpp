@@ -93,6 +93,8 @@ auth_result authenticate(const message_view& req, const client_identity& client,
         }
     }
     r.status = auth_status::unauthorized;
+    r.failure = expired ? auth_failure::expired_credential
+                        : unknown ? auth_failure::unknown_user : auth_failure::bad_integrity;
     return r;
 }
 

@@ -4,6 +4,18 @@
 
 namespace ferry::server {
 
+std::string_view to_string(end_reason r) {
+    switch (r) {
+    case end_reason::expired: return "expired";
+    case end_reason::deleted: return "deleted";
+    case end_reason::connection_closed: return "connection closed";
+    case end_reason::revoked: return "revoked";
+    case end_reason::drained: return "drained";
+    case end_reason::shutdown: return "shutdown";
+    }
+    return "expired";
+}
+
 std::size_t five_tuple_hash::operator()(const five_tuple& t) const noexcept {
     // FNV-1a over the parts that vary: the client address and port, the server port, transport.
     std::uint64_t h = 1469598103934665603ull;

@@ -7,12 +7,66 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
-#include <initializer_list>
 #include <sstream>
 #include <thread>
 
 namespace ferry::server {
 namespace {
+
+// Every key the loader knows. only_keys() accepts a key only when its path is listed here,
+// so this list, conf/ferry.yaml and the README's reference are compared by a test.
+constexpr std::string_view known_keys[] = {
+    "threads",
+    "software",
+    "listen",
+    "listen.address",
+    "listen.port",
+    "listen.transports",
+    "nat_discovery",
+    "nat_discovery.alternate_address",
+    "nat_discovery.alternate_port",
+    "tls",
+    "tls.certificate",
+    "tls.private_key",
+    "turn",
+    "turn.realm",
+    "turn.users",
+    "turn.users.name",
+    "turn.users.password",
+    "turn.users.key",
+    "turn.static_auth_secrets",
+    "turn.relay_addresses",
+    "turn.relay_addresses.address",
+    "turn.relay_addresses.advertised",
+    "turn.relay_port_min",
+    "turn.relay_port_max",
+    "turn.max_lifetime",
+    "turn.nonce_lifetime",
+    "turn.allowed_peer_ranges",
+    "turn.denied_peer_ranges",
+    "turn.alternate_servers",
+    "turn.alternate_domain",
+    "limits",
+    "limits.tcp_idle_timeout",
+    "limits.tls_handshake_timeout",
+    "limits.max_tcp_connections",
+    "limits.max_tcp_connections_per_ip",
+    "limits.ipv6_prefix_length",
+    "limits.tcp_buffer_bytes",
+    "limits.allocations_per_user",
+    "limits.allocations_total",
+    "limits.permissions_per_allocation",
+    "limits.channels_per_allocation",
+    "log",
+    "log.level",
+    "log.format",
+    "admin",
+    "admin.enabled",
+    "admin.address",
+    "admin.port",
+    "admin.per_user_metrics",
+    "drain_timeout",
+};
 
 // Every error names the file and the line of the offending node.
 struct reader {
@@ -24,12 +78,13 @@ struct reader {
         throw config_error(fmt::format("{}: {}", name, what));
     }
 
-    void only_keys(const YAML::Node& map, const std::string& where,
-                   std::initializer_list<std::string_view> allowed) const {
+    /// Fails on a key of `map` whose path (`where`.key) known_keys does not list.
+    void only_keys(const YAML::Node& map, const std::string& where) const {
         if (!map.IsMap()) fail(map, fmt::format("'{}' must be a mapping", where));
         for (const auto& kv : map) {
             const auto key = kv.first.as<std::string>();
-            if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+            const auto path = where.empty() ? key : where + "." + key;
+            if (std::find(std::begin(known_keys), std::end(known_keys), path) == std::end(known_keys))
                 fail(kv.first, where.empty() ? fmt::format("unknown key '{}'", key)
                                              : fmt::format("unknown key '{}' in '{}'", key, where));
         }
@@ -79,7 +134,7 @@ log_level parse_level(const reader& r, const YAML::Node& n) {
 }
 
 listen_config parse_listener(const reader& r, const YAML::Node& n) {
-    r.only_keys(n, "listen", {"address", "port", "transports"});
+    r.only_keys(n, "listen");
     listen_config l;
     if (!n["address"]) r.fail(n, "a listener needs an 'address'");
     l.address = r.ip(n["address"], "listen.address");
@@ -125,10 +180,34 @@ std::optional<std::array<std::uint8_t, 16>> parse_key(std::string_view text) {
     return k;
 }
 
+// "192.0.2.10:3478", "[2001:db8::1]:3478", or an address alone (port `port`).
+std::optional<protocol::transport_address> parse_endpoint(std::string_view text, std::uint16_t port) {
+    std::string_view host = text;
+    if (text.starts_with("[")) {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        host = text.substr(1, close - 1);
+        text.remove_prefix(close + 1);
+        if (!text.empty() && !text.starts_with(":")) return std::nullopt;
+        if (!text.empty()) text.remove_prefix(1);
+        else text = {};
+    } else if (text.find(':') != std::string_view::npos && text.find(':') == text.rfind(':')) {
+        host = text.substr(0, text.find(':'));
+        text.remove_prefix(text.find(':') + 1);
+    } else {
+        text = {};
+    }
+    if (!text.empty()) {
+        unsigned p = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), p);
+        if (ec != std::errc{} || end != text.data() + text.size() || p == 0 || p > 65535) return std::nullopt;
+        port = static_cast<std::uint16_t>(p);
+    }
+    return protocol::transport_address::from(host, port);
+}
+
 void parse_turn(const reader& r, const YAML::Node& n, turn_config& t) {
-    r.only_keys(n, "turn", {"realm", "users", "static_auth_secrets", "relay_addresses", "relay_port_min",
-                            "relay_port_max", "max_lifetime", "nonce_lifetime", "allowed_peer_ranges",
-                            "denied_peer_ranges"});
+    r.only_keys(n, "turn");
     if (n["realm"]) {
         t.realm = r.text(n["realm"], "turn.realm");
         if (t.realm.empty() || t.realm.size() > 763) r.fail(n["realm"], "'turn.realm' must be 1 to 763 bytes");
@@ -136,7 +215,7 @@ void parse_turn(const reader& r, const YAML::Node& n, turn_config& t) {
     if (const auto& users = n["users"]) {
         if (!users.IsSequence()) r.fail(users, "'turn.users' must be a list of {name, password} or {name, key}");
         for (const auto& u : users) {
-            r.only_keys(u, "turn.users", {"name", "password", "key"});
+            r.only_keys(u, "turn.users");
             turn_user user;
             if (!u["name"]) r.fail(u, "a user needs a 'name'");
             user.name = r.text(u["name"], "turn.users.name");
@@ -166,7 +245,7 @@ void parse_turn(const reader& r, const YAML::Node& n, turn_config& t) {
     if (const auto& relays = n["relay_addresses"]) {
         if (!relays.IsSequence()) r.fail(relays, "'turn.relay_addresses' must be a list of {address, advertised}");
         for (const auto& a : relays) {
-            r.only_keys(a, "turn.relay_addresses", {"address", "advertised"});
+            r.only_keys(a, "turn.relay_addresses");
             if (!a["address"]) r.fail(a, "a relay address needs an 'address'");
             relay_address_config ra;
             ra.address = r.ip(a["address"], "turn.relay_addresses.address");
@@ -188,6 +267,21 @@ void parse_turn(const reader& r, const YAML::Node& n, turn_config& t) {
         t.nonce_lifetime = std::chrono::seconds(r.number<unsigned>(n["nonce_lifetime"], "turn.nonce_lifetime", 30, 86400));
     if (n["allowed_peer_ranges"]) t.allowed_peer_ranges = parse_ranges(r, n["allowed_peer_ranges"], "turn.allowed_peer_ranges");
     if (n["denied_peer_ranges"]) t.denied_peer_ranges = parse_ranges(r, n["denied_peer_ranges"], "turn.denied_peer_ranges");
+    if (const auto& alts = n["alternate_servers"]) {
+        if (!alts.IsSequence()) r.fail(alts, "'turn.alternate_servers' must be a list such as [\"192.0.2.10:3478\"]");
+        for (const auto& item : alts) {
+            const auto text = r.text(item, "turn.alternate_servers");
+            const auto a = parse_endpoint(text, default_port);
+            if (!a || a->ip.is_unspecified())
+                r.fail(item, fmt::format("'turn.alternate_servers': '{}' is not an address such as 192.0.2.10:3478 "
+                                         "or [2001:db8::10]:3478", text));
+            t.alternate_servers.push_back(*a);
+        }
+    }
+    if (n["alternate_domain"] && !n["alternate_domain"].IsNull()) {
+        t.alternate_domain = r.text(n["alternate_domain"], "turn.alternate_domain");
+        if (t.alternate_domain.size() > 255) r.fail(n["alternate_domain"], "'turn.alternate_domain' must be under 256 bytes");
+    }
 }
 
 void validate(const reader& r, const YAML::Node& root, config& c) {
@@ -199,6 +293,12 @@ void validate(const reader& r, const YAML::Node& root, config& c) {
     for (const auto& l : c.listen) {
         if (l.dtls && l.udp) r.fail(root["listen"], fmt::format("port {} cannot serve both udp and dtls", l.port));
     }
+    if (c.admin.enabled)
+        for (const auto& l : c.listen)
+            if ((l.tcp || l.tls) && l.port == c.admin.port &&
+                (l.address == c.admin.address || l.address.is_unspecified()) &&
+                l.address.family == c.admin.address.family)
+                r.fail(root["admin"] ? root["admin"] : root, fmt::format("'admin' port {} is a TURN listener's port", l.port));
     if (c.nat_discovery.alternate_address) {
         const auto& alt = *c.nat_discovery.alternate_address;
         if (alt.is_unspecified())
@@ -220,7 +320,7 @@ config parse_root(const reader& r, const YAML::Node& root) {
         c.listen = config::default_listeners();
         return c;
     }
-    r.only_keys(root, "", {"threads", "software", "listen", "nat_discovery", "tls", "turn", "limits", "log"});
+    r.only_keys(root, "");
 
     if (const auto& n = root["threads"]) {
         if (n.IsScalar() && n.Scalar() == "auto") c.threads = 0;
@@ -240,7 +340,7 @@ config parse_root(const reader& r, const YAML::Node& root) {
         c.listen = config::default_listeners();
     }
     if (const auto& n = root["nat_discovery"]) {
-        r.only_keys(n, "nat_discovery", {"alternate_address", "alternate_port"});
+        r.only_keys(n, "nat_discovery");
         if (n["alternate_address"] && !n["alternate_address"].IsNull())
             c.nat_discovery.alternate_address =
                 r.ip(n["alternate_address"], "nat_discovery.alternate_address");
@@ -249,15 +349,13 @@ config parse_root(const reader& r, const YAML::Node& root) {
                 r.number<std::uint16_t>(n["alternate_port"], "nat_discovery.alternate_port", 1, 65535);
     }
     if (const auto& n = root["tls"]) {
-        r.only_keys(n, "tls", {"certificate", "private_key"});
+        r.only_keys(n, "tls");
         if (n["certificate"]) c.tls.certificate = r.text(n["certificate"], "tls.certificate");
         if (n["private_key"]) c.tls.private_key = r.text(n["private_key"], "tls.private_key");
     }
     if (const auto& n = root["turn"]) parse_turn(r, n, c.turn);
     if (const auto& n = root["limits"]) {
-        r.only_keys(n, "limits", {"tcp_idle_timeout", "tls_handshake_timeout", "max_tcp_connections", "max_tcp_connections_per_ip", "ipv6_prefix_length", "tcp_buffer_bytes",
-                                  "allocations_per_user", "allocations_total",
-                                  "permissions_per_allocation", "channels_per_allocation"});
+        r.only_keys(n, "limits");
         if (n["tcp_idle_timeout"])
             c.limits.tcp_idle_timeout = std::chrono::seconds(
                 r.number<unsigned>(n["tcp_idle_timeout"], "limits.tcp_idle_timeout", 1, 86400));
@@ -283,9 +381,28 @@ config parse_root(const reader& r, const YAML::Node& root) {
             c.limits.channels_per_allocation = r.number<unsigned>(n["channels_per_allocation"], "limits.channels_per_allocation", 1, 16384);
     }
     if (const auto& n = root["log"]) {
-        r.only_keys(n, "log", {"level"});
+        r.only_keys(n, "log");
         if (n["level"]) c.log.level = parse_level(r, n["level"]);
+        if (n["format"]) {
+            const auto f = r.text(n["format"], "log.format");
+            if (f == "text") c.log.format = log_format::text;
+            else if (f == "json") c.log.format = log_format::json;
+            else r.fail(n["format"], fmt::format("'log.format' must be text or json, not '{}'", f));
+        }
     }
+    if (const auto& n = root["admin"]) {
+        if (n.IsNull()) {
+            c.admin.enabled = false;
+        } else {
+            r.only_keys(n, "admin");
+            if (n["enabled"]) c.admin.enabled = r.boolean(n["enabled"], "admin.enabled");
+            if (n["address"]) c.admin.address = r.ip(n["address"], "admin.address");
+            if (n["port"]) c.admin.port = r.number<std::uint16_t>(n["port"], "admin.port", 1, 65535);
+            if (n["per_user_metrics"]) c.admin.per_user_metrics = r.boolean(n["per_user_metrics"], "admin.per_user_metrics");
+        }
+    }
+    if (const auto& n = root["drain_timeout"])
+        c.drain_timeout = std::chrono::seconds(r.number<unsigned>(n, "drain_timeout", 0, 86400));
     validate(r, root, c);
     return c;
 }
@@ -296,6 +413,8 @@ std::vector<listen_config> config::default_listeners() {
     return {listen_config{*protocol::ip_address::parse("0.0.0.0")},
             listen_config{*protocol::ip_address::parse("::")}};
 }
+
+std::span<const std::string_view> config_keys() { return known_keys; }
 
 std::string_view to_string(log_level l) {
     switch (l) {

@@ -18,7 +18,7 @@ protocol::ip_address connection_limiter::key_of(const protocol::ip_address& ip) 
 
 connection_limiter::ticket connection_limiter::admit(const protocol::ip_address& source) {
     const auto ip = key_of(source);
-    if (total_.fetch_add(1, std::memory_order_relaxed) >= max_total_) {
+    if (total_.fetch_add(1, std::memory_order_relaxed) >= max_total_.load(std::memory_order_relaxed)) {
         total_.fetch_sub(1, std::memory_order_relaxed);
         return {};
     }
@@ -31,6 +31,12 @@ connection_limiter::ticket connection_limiter::admit(const protocol::ip_address&
     }
     ++n;
     return ticket(this, ip);
+}
+
+void connection_limiter::set_limits(unsigned max_total, unsigned max_per_ip) {
+    max_total_.store(max_total, std::memory_order_relaxed);
+    std::lock_guard lock(mutex_);
+    max_per_ip_ = max_per_ip;
 }
 
 void connection_limiter::release(const protocol::ip_address& ip) {

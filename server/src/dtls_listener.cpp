@@ -75,9 +75,9 @@ public:
 dtls_listener::dtls_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
                              stun_handler& handler, const limits_config& limits, connection_limiter& limiter,
                              turn_handler* turn, udp_batch& batch, packet_sink& sink, stream_registry& streams,
-                             tls_context_holder& tls)
+                             tls_context_holder& tls, connection_counts& counts)
     : socket_(io), timer_(io), bound_(bound), wildcard_(bound.ip.is_unspecified()), current_local_(bound.ip),
-      handler_(handler), limits_(limits), limiter_(limiter), turn_(turn), batch_(batch), sink_(sink),
+      handler_(handler), limits_(limits), limiter_(limiter), counts_(counts), turn_(turn), batch_(batch), sink_(sink),
       streams_(streams), tls_(tls), gate_(*this) {
     socket_.assign(bound.ip.family == protocol::address_family::ipv4 ? asio::ip::udp::v4() : asio::ip::udp::v6(), fd);
 }
@@ -181,9 +181,11 @@ void dtls_listener::admit(const protocol::transport_address& from, const protoco
     // Only a source that returned our cookie gets here, so a spoofed flood cannot fill the caps.
     auto ticket = limiter_.admit(from.ip);
     if (!ticket) {
+        ++counts_.refused[connection_counts::dtls];
         log_.at(log_level::warn, "dtls {}: refusing a session from {}: connection limit reached", bound_, from);
         return;
     }
+    ticket.count_in(counts_.open[connection_counts::dtls]);
     request_context rc;
     rc.via = transport::dtls;
     rc.remote = from;

@@ -80,11 +80,12 @@ int main(int argc, char** argv) {
         ::setrlimit(RLIMIT_NOFILE, &files);
     }
     ferry::server::log::set_level(cfg.log.level);
+    ferry::server::log::set_format(cfg.log.format);
     if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && cfg.turn.enabled() && files.rlim_cur < 65536)
         ferry::server::log::warn("only {} file descriptors: at most about that many allocations "
                                  "(raise LimitNOFILE / ulimit -n)", files.rlim_cur);
     try {
-        return ferry::server::run(std::move(cfg));
+        return ferry::server::run(std::move(cfg), config_path);
     } catch (const std::exception& e) {
         ferry::server::log::error("cannot start: {}", e.what());
         return 1;

@@ -5,6 +5,8 @@
 #include "ferry/protocol/wire.hpp"
 #include "ferry/server/turn_handler.hpp"
 
+#include <algorithm>
+
 namespace ferry::server {
 
 using namespace ferry::protocol;
@@ -76,7 +78,41 @@ reply stun_handler::handle(const request_context& ctx, std::span<const std::uint
         return {};
     }
     ++stats_.requests;
+    const auto r = dispatch(ctx, req, out, sink);
+    count(req.method(), out.first(std::min(r.size, out.size())));
+    return r;
+}
 
+void stun_handler::count(std::uint16_t method, std::span<const std::uint8_t> response) {
+    std::size_t m = 0;
+    while (m + 1 < counted_methods.size() && counted_methods[m] != method) ++m;
+    std::uint16_t code = 0;
+    if (response.size() >= header_size) {
+        const auto type = load_u16(response.data());
+        if (class_of(type) == message_class::success_response) {
+            code = 200;
+        } else {
+            code = 999;
+            // The ERROR-CODE attribute we wrote: class in the third byte, number in the fourth.
+            for (std::size_t at = header_size; at + 4 <= response.size();) {
+                const auto t = load_u16(response.data() + at);
+                const auto len = load_u16(response.data() + at + 2);
+                if (t == static_cast<std::uint16_t>(attribute_type::error_code) && len >= 4 &&
+                    at + 8 <= response.size()) {
+                    code = static_cast<std::uint16_t>((response[at + 6] & 0x07) * 100 + response[at + 7]);
+                    break;
+                }
+                at += 4 + padded(len);
+            }
+        }
+    }
+    std::size_t c = 0;
+    while (c + 1 < counted_codes.size() && counted_codes[c] != code) ++c;
+    ++stats_.responses[m][c];
+}
+
+reply stun_handler::dispatch(const request_context& ctx, const message_view& req, std::span<std::uint8_t> out,
+                             packet_sink* sink) {
     // TURN requests are authenticated before anything else, 420 included (RFC 8489 §6.3).
     // Without a sink (no relay path for this transport) TURN methods get 400 below.
     if (turn_ != nullptr && sink != nullptr && is_turn_method(req.method())) {

@@ -289,8 +289,9 @@ private:
 tcp_listener::tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
                            stun_handler& handler, const limits_config& limits, connection_limiter& limiter,
                            turn_handler* turn, packet_sink& sink, stream_registry& streams,
-                           tls_context_holder* tls, bool plain_too)
-    : acceptor_(io), bound_(bound), handler_(handler), limits_(limits), limiter_(limiter), turn_(turn), sink_(sink),
+                           connection_counts& counts, tls_context_holder* tls, bool plain_too)
+    : acceptor_(io), bound_(bound), handler_(handler), limits_(limits), limiter_(limiter), counts_(counts),
+      turn_(turn), sink_(sink),
       streams_(streams), tls_(tls), plain_too_(tls != nullptr && plain_too) {
     acceptor_.assign(bound.ip.family == protocol::address_family::ipv4 ? asio::ip::tcp::v4()
                                                                        : asio::ip::tcp::v6(),
@@ -320,6 +321,7 @@ asio::awaitable<void> tcp_listener::accept_loop() {
         if (pec) continue;
         auto ticket = limiter_.admit(to_address(peer).ip);
         if (!ticket) {
+            ++counts_.refused[tls_ == nullptr ? connection_counts::tcp : connection_counts::tls];
             log_.at(log_level::warn, "{} {}: refusing a connection from {}: connection limit reached", kind(), bound_,
                     to_address(peer));
             socket.close(pec);
@@ -334,6 +336,7 @@ asio::awaitable<void> tcp_listener::accept_loop() {
 }
 
 void tcp_listener::serve(asio::ip::tcp::socket socket, bool tls, connection_limiter::ticket ticket) {
+    ticket.count_in(counts_.open[tls ? connection_counts::tls : connection_counts::tcp]);
     if (tls)
         std::make_shared<stream_connection<tls_stream>>(std::move(socket), tls_->current(), handler_, turn_, sink_,
                                                         streams_, limits_, std::move(ticket))

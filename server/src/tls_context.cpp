@@ -72,14 +72,16 @@ std::shared_ptr<SSL_CTX> tls_context_holder::current_dtls() const {
     return dtls_context_;
 }
 
-std::string tls_context_holder::reload() {
+std::string tls_context_holder::reload(const tls_config* cfg) {
     try {
+        const tls_config& files = cfg != nullptr ? *cfg : cfg_;
         // Both or neither: a file that fails for one fails for the other.
-        auto fresh = context_ ? load(cfg_) : nullptr;
-        auto fresh_dtls = dtls_context_ ? make_dtls_context(cfg_) : nullptr;
+        auto fresh = context_ ? load(files) : nullptr;
+        auto fresh_dtls = dtls_context_ ? make_dtls_context(files) : nullptr;
         std::lock_guard lock(mutex_);
         context_ = std::move(fresh);
         dtls_context_ = std::move(fresh_dtls);
+        cfg_ = files;
         return {};
     } catch (const std::exception& e) {
         return e.what();

@@ -46,7 +46,7 @@ std::string_view method_name(std::uint16_t m) {
 turn_handler::turn_handler(const turn_settings& settings, const auth::credential_store& credentials,
                            const auth::nonce_manager& nonces, const peer_policy& policy, turn_shared& shared,
                            relay_provider& relays, const turn_clock& clock, std::string software)
-    : settings_(settings), credentials_(credentials), nonces_(nonces), policy_(policy), shared_(shared),
+    : settings_(&settings), credentials_(&credentials), nonces_(nonces), policy_(&policy), shared_(shared),
       relays_(relays), clock_(clock), software_(std::move(software)) {
     table_.on_remove = [this](allocation& a) { on_removed(a); };
     table_.on_relay_dropped = [this](allocation&, int handle) { relays_.close(handle); };
@@ -54,9 +54,92 @@ turn_handler::turn_handler(const turn_settings& settings, const auth::credential
 
 turn_handler::~turn_handler() { clear(); }
 
-void turn_handler::clear() {
+void turn_handler::clear(end_reason why) {
+    std::vector<allocation*> all;
+    table_.for_each([&](allocation& a) { all.push_back(&a); });
+    for (auto* a : all) {
+        a->ended = why;
+        table_.erase(*a);
+    }
     const auto far = clock_.now() + std::chrono::hours(24 * 365);
-    table_.sweep(far);
+    table_.sweep(far); // reservations and whatever else remains
+}
+
+std::size_t turn_handler::reconfigure(std::shared_ptr<const turn_runtime> next) {
+    runtime_ = std::move(next);
+    settings_ = &runtime_->settings;
+    credentials_ = &runtime_->credentials;
+    policy_ = &runtime_->policy;
+    // Revocation: an allocation lives on only while its credential still would authenticate.
+    // A static user keeps it while configured (under its new key if the password changed); a
+    // TURN REST one while one of the secrets still derives the key it signed with.
+    const auto now = clock_.unix_now();
+    std::vector<allocation*> revoked;
+    table_.for_each([&](allocation& a) {
+        const auto keys = credentials_->lookup(a.username, a.key.algorithm, now);
+        const auto begin = keys.keys.begin();
+        const auto end = begin + static_cast<long>(keys.count);
+        if (keys.count == 0) revoked.push_back(&a);
+        else if (std::find(begin, end, a.key) != end) return;
+        else if (!a.credential_expires && keys.count == 1) a.key = keys.keys[0]; // a new password
+        else revoked.push_back(&a);
+    });
+    for (auto* a : revoked) {
+        a->ended = end_reason::revoked;
+        ++stats_.revoked;
+        table_.erase(*a);
+    }
+    return revoked.size();
+}
+
+void turn_handler::gauges(turn_gauges& g, bool per_user) const {
+    table_.for_each([&](const allocation& a) {
+        const auto family = a.relays[0].local.ip.family == address_family::ipv6 ? 1 : 0;
+        ++g.allocations[static_cast<std::size_t>(a.tuple.via)][family];
+        g.permissions += a.permissions.size();
+        g.channels += a.channels.size();
+        g.tcp_links += a.links.size();
+        if (per_user) {
+            auto& u = g.users[a.username];
+            ++u.allocations;
+            u.to_peer_bytes += a.counters.to_peer_bytes;
+            u.to_client_bytes += a.counters.to_client_bytes;
+        }
+    });
+}
+
+void turn_handler::count_failure(const auth::auth_result& auth) {
+    switch (auth.failure) {
+    case auth::auth_failure::unknown_user: ++stats_.auth_unknown_user; break;
+    case auth::auth_failure::bad_integrity: ++stats_.auth_bad_integrity; break;
+    case auth::auth_failure::expired_credential: ++stats_.auth_expired; break;
+    case auth::auth_failure::none: break;
+    }
+}
+
+std::size_t turn_handler::try_alternate(const request_context& ctx, const message_view& req,
+                                        const auth::auth_result& auth, std::span<std::uint8_t> out) {
+    const auto& alternates = settings_->alternate_servers;
+    const transport_address* pick = nullptr;
+    // RFC 8489 §10: the alternate must be of the family the client used to reach us.
+    for (std::size_t i = 0; i < alternates.size() && pick == nullptr; ++i) {
+        const auto& a = alternates[(next_alternate_ + i) % alternates.size()];
+        if (a.ip.family == ctx.remote.ip.family) {
+            pick = &a;
+            next_alternate_ = (next_alternate_ + i + 1) % alternates.size();
+        }
+    }
+    if (pick == nullptr) return error(ctx, req, error::insufficient_capacity, out, &auth.signing_key, auth.sha256);
+    ++stats_.redirected;
+    // Sent only after the request authenticated, and signed: nobody can forge a redirect.
+    message_writer w(out, make_message_type(req.method(), message_class::error_response), req);
+    error_code{error::try_alternate, ""}.encode(w);
+    alternate_server{*pick}.encode(w);
+    if ((ctx.via == transport::tls || ctx.via == transport::dtls) && !settings_->alternate_domain.empty())
+        alternate_domain{settings_->alternate_domain}.encode(w);
+    seal(w, req, software_, &auth.signing_key, auth.sha256);
+    log_.at(log_level::debug, "{} Allocate from {}: 300, try {}", to_string(ctx.via), ctx.remote, *pick);
+    return w.finish().size();
 }
 
 void turn_handler::on_removed(allocation& a) {
@@ -70,20 +153,29 @@ void turn_handler::on_removed(allocation& a) {
         relays_.close_tcp(l.id);
     }
     shared_.release(a.username);
-    const auto lasted = std::chrono::duration_cast<seconds>(clock_.now() - a.created).count();
-    log::info("allocation ended: user '{}' client {} relay {} after {}s; to peer {} packets {} bytes, "
-              "to client {} packets {} bytes",
-              a.username, a.tuple.client, a.relays[0].advertised, lasted,
-              a.counters.to_peer_packets, a.counters.to_peer_bytes, a.counters.to_client_packets,
-              a.counters.to_client_bytes);
+    if (!log::enabled(log_level::info)) return;
+    // The usage record: what operators bill from and investigate abuse with.
+    const auto lasted = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - a.created).count();
+    std::string relayed = a.relays[0].advertised.to_string();
+    if (a.relay_count == 2) relayed += " " + a.relays[1].advertised.to_string();
+    log::event(log_level::info, "allocation ended",
+               {log::field("user", a.username), log::field("client", a.tuple.client.to_string()),
+                log::field("transport", to_string(a.tuple.via)), log::field("relayed", relayed),
+                log::field("tcp_relay", a.tcp), log::field("start", log::timestamp(a.created_unix)),
+                log::field("duration_s", static_cast<double>(lasted) / 1000.0),
+                log::field("to_peer_packets", a.counters.to_peer_packets),
+                log::field("to_peer_bytes", a.counters.to_peer_bytes),
+                log::field("to_client_packets", a.counters.to_client_packets),
+                log::field("to_client_bytes", a.counters.to_client_bytes),
+                log::field("reason", to_string(a.ended))});
 }
 
 std::chrono::seconds turn_handler::lifetime_for(const message_view& req) const {
     const auto lt = req.get<lifetime>();
-    if (!lt) return settings_.default_lifetime;
+    if (!lt) return settings_->default_lifetime;
     if (lt->seconds == 0) return seconds(0);
-    const auto wanted = std::min(seconds(lt->seconds), settings_.max_lifetime);
-    return wanted > settings_.default_lifetime ? wanted : settings_.default_lifetime;
+    const auto wanted = std::min(seconds(lt->seconds), settings_->max_lifetime);
+    return wanted > settings_->default_lifetime ? wanted : settings_->default_lifetime;
 }
 
 std::chrono::seconds turn_handler::within_credential(std::chrono::seconds life,
@@ -104,7 +196,7 @@ std::size_t turn_handler::empty_success(allocation& a, const message_view& req, 
 }
 
 bool turn_handler::peer_permitted(const allocation& a, const transport_address& peer, std::string_view what) {
-    if (policy_.permits(peer.ip)) return true;
+    if (policy_->permits(peer.ip)) return true;
     ++stats_.peer_refused;
     log_.at(log_level::info, "user '{}': {} to {} refused by the peer policy", a.username, what, peer);
     return false;
@@ -125,11 +217,11 @@ std::size_t turn_handler::error(const request_context& ctx, const message_view& 
     if (challenge) {
         // RFC 8489 §9.2.4: REALM and a fresh NONCE; the nonce's feature bit promises
         // PASSWORD-ALGORITHMS. No SOFTWARE: an unauthenticated answer stays small.
-        realm{credentials_.realm()}.encode(w);
+        realm{credentials_->realm()}.encode(w);
         const auto fresh = nonces_.issue(client_of(ctx), clock_.unix_now());
         nonce{fresh}.encode(w);
         password_algorithms pa;
-        for (const auto a : credentials_.offered_algorithms()) pa.algorithms[pa.count++] = static_cast<std::uint16_t>(a);
+        for (const auto a : credentials_->offered_algorithms()) pa.algorithms[pa.count++] = static_cast<std::uint16_t>(a);
         pa.encode(w);
         if (req.has(attribute_type::fingerprint)) w.append_fingerprint();
         // Anyone can send a UDP request with a forged source address: an answer to one that has
@@ -180,16 +272,19 @@ std::size_t turn_handler::handle_request(const request_context& ctx, const messa
 
     // RFC 8656 §5 and RFC 8489 §9.2.4: every TURN request is authenticated with long-term
     // credentials before anything else is looked at; nothing is kept for a client that fails.
-    const auto auth = auth::authenticate(req, client_of(ctx), credentials_, nonces_, clock_.unix_now(),
+    const auto auth = auth::authenticate(req, client_of(ctx), *credentials_, nonces_, clock_.unix_now(),
                                          existing != nullptr ? &existing->key : nullptr,
                                          existing != nullptr ? std::string_view(existing->username) : "");
     switch (auth.status) {
     case auth::auth_status::ok: break;
     case auth::auth_status::challenge: return error(ctx, req, error::unauthenticated, out, nullptr, false, true);
     case auth::auth_status::bad_request: return error(ctx, req, error::bad_request, out);
-    case auth::auth_status::stale_nonce: return error(ctx, req, error::stale_nonce, out, nullptr, false, true);
+    case auth::auth_status::stale_nonce:
+        ++stats_.auth_stale_nonce;
+        return error(ctx, req, error::stale_nonce, out, nullptr, false, true);
     case auth::auth_status::unauthorized:
         ++stats_.auth_failures;
+        count_failure(auth);
         log_.at(log_level::info, "{} {} from {}: wrong credentials for user '{}'", to_string(ctx.via),
                 method_name(req.method()), ctx.remote,
                 req.get<username>() ? req.get<username>()->value : "");
@@ -290,9 +385,9 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     //    REQUESTED-ADDRESS-FAMILY ... 440. If [it] is absent ... the server MUST allocate an
     //    IPv4 relayed transport address."
     auto relay_ip = [&](address_family f) -> std::optional<relay_address> {
-        for (const auto& r : settings_.relay_addresses)
+        for (const auto& r : settings_->relay_addresses)
             if (r.bind.family == f) return r;
-        if (settings_.relay_addresses.empty() && ctx.local.ip.family == f && !ctx.local.ip.is_unspecified())
+        if (settings_->relay_addresses.empty() && ctx.local.ip.family == f && !ctx.local.ip.is_unspecified())
             return relay_address{ctx.local.ip, ctx.local.ip};
         return std::nullopt;
     };
@@ -326,11 +421,14 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     // 10. "...reject the request with a 486 (Allocation Quota Reached) error if ... the client
     //     is trying to exceed some locally defined allocation quota ... based on the username."
     //     And 508 when the server as a whole is full.
+    //     A draining server, or one at allocations_total, sends the client to an alternate
+    //     server (RFC 8489 §10) when one is configured.
+    if (draining_) return try_alternate(ctx, req, auth, out);
     const std::string user(auth.username);
-    switch (shared_.acquire(user, settings_.allocations_per_user, settings_.allocations_total)) {
+    switch (shared_.acquire(user, settings_->allocations_per_user, settings_->allocations_total)) {
     case turn_shared::quota::ok: break;
-    case turn_shared::quota::user: return fail(error::allocation_quota_reached);
-    case turn_shared::quota::total: return fail(error::insufficient_capacity);
+    case turn_shared::quota::user: ++stats_.quota_refused; return fail(error::allocation_quota_reached);
+    case turn_shared::quota::total: ++stats_.quota_refused; return try_alternate(ctx, req, auth, out);
     }
 
     // "If all the checks pass, the server creates the allocation." Relayed addresses: the
@@ -338,7 +436,7 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     auto a = std::make_unique<allocation>();
     std::optional<std::array<std::uint8_t, 8>> new_token;
     auto advertised_for = [&](const transport_address& local) {
-        for (const auto& r : settings_.relay_addresses)
+        for (const auto& r : settings_->relay_addresses)
             if (r.bind == local.ip) return transport_address{r.advertised, local.port};
         return local;
     };
@@ -375,7 +473,7 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
             RAND_bytes(t.data(), static_cast<int>(t.size()));
             // The reserved port counts against the quotas like an allocation of its own.
             const auto q = shared_.reserve(t, {next->handle, next->local, now + seconds(30), user},
-                                           settings_.allocations_per_user, settings_.allocations_total);
+                                           settings_->allocations_per_user, settings_->allocations_total);
             if (q != turn_shared::quota::ok) {
                 relays_.close(next->handle);
                 relays_.close(first->handle);
@@ -400,7 +498,7 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
 
     // "The server determines the initial value of the time-to-expiry field as follows ..."
     auto life = lifetime_for(req);
-    if (life.count() == 0) life = settings_.default_lifetime;
+    if (life.count() == 0) life = settings_->default_lifetime;
     life = within_credential(life, auth.expires);
 
     a->tuple = tuple;
@@ -411,6 +509,7 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     a->sha256 = auth.sha256;
     a->credential_expires = auth.expires;
     a->created = now;
+    a->created_unix = clock_.unix_now();
     a->expires = now + life;
     for (std::size_t i = 0; i < a->relay_count; ++i) a->relays[i].expires = a->expires;
 
@@ -431,6 +530,7 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     auto& stored = table_.insert(std::move(a));
     remember(stored, req, response);
     ++stats_.allocations_created;
+    ++stats_.created_by[static_cast<std::size_t>(ctx.via)][family == address_family::ipv6 ? 1 : 0];
     if (log::enabled(log_level::info))
         log::info("allocation created: user '{}' client {} over {}, {}relay {}{}, lifetime {}s", stored.username,
                   ctx.remote, to_string(ctx.via), stored.tcp ? "TCP " : "", stored.relays[0].advertised,
@@ -473,6 +573,7 @@ std::size_t turn_handler::handle_refresh(allocation& a, const message_view& req,
         // "If the 'desired lifetime' is zero, then the request succeeds and the allocation is
         //  deleted." A retransmission will find no allocation and get 437, which RFC 8656 §8.3
         //  tells the client to read as success.
+        a.ended = end_reason::deleted;
         table_.erase(a);
         return response.size();
     }
@@ -527,8 +628,10 @@ std::size_t turn_handler::handle_create_permission(allocation& a, const message_
                               peers.begin() + static_cast<long>(i);
         if (!known && !repeated) ++added;
     }
-    if (a.permissions.size() + added > settings_.permissions_per_allocation)
+    if (a.permissions.size() + added > settings_->permissions_per_allocation) {
+        ++stats_.quota_refused;
         return fail(error::insufficient_capacity);
+    }
 
     // "...the server installs or refreshes a permission for the IP address contained in each
     //  XOR-PEER-ADDRESS attribute ... The port portion of each attribute is ignored."
@@ -587,10 +690,11 @@ std::size_t turn_handler::handle_channel_bind(allocation& a, const message_view&
                                 [&](const channel_binding& c) { return c.number == number->number; });
     auto perm = std::find_if(a.permissions.begin(), a.permissions.end(),
                              [&](const permission& p) { return p.peer == peer.ip; });
-    if (channel == a.channels.end() && a.channels.size() >= settings_.channels_per_allocation)
+    if ((channel == a.channels.end() && a.channels.size() >= settings_->channels_per_allocation) ||
+        (perm == a.permissions.end() && a.permissions.size() >= settings_->permissions_per_allocation)) {
+        ++stats_.quota_refused;
         return fail(error::insufficient_capacity);
-    if (perm == a.permissions.end() && a.permissions.size() >= settings_.permissions_per_allocation)
-        return fail(error::insufficient_capacity);
+    }
 
     // "...the server creates or refreshes the channel binding using the channel number in the
     //  CHANNEL-NUMBER attribute and the transport address in the XOR-PEER-ADDRESS attribute.
@@ -636,6 +740,7 @@ void turn_handler::handle_send(const request_context& ctx, const message_view& i
     ++a->counters.to_peer_packets;
     a->counters.to_peer_bytes += payload->size();
     ++stats_.relayed_to_peer;
+    stats_.relayed_to_peer_bytes += payload->size();
 }
 
 // RFC 8656 §12.6 Receiving a ChannelData Message.
@@ -663,6 +768,7 @@ void turn_handler::handle_channel_data(const request_context& ctx, std::span<con
     ++a->counters.to_peer_packets;
     a->counters.to_peer_bytes += cd->data.size();
     ++stats_.relayed_to_peer;
+    stats_.relayed_to_peer_bytes += cd->data.size();
 }
 
 // RFC 8656 §11.3 Receiving a UDP Datagram, and §12.7 Relaying Data from the Peer.
@@ -707,6 +813,7 @@ void turn_handler::handle_peer(int handle, const transport_address& peer, std::s
     ++a->counters.to_client_packets;
     a->counters.to_client_bytes += payload.size();
     ++stats_.relayed_to_client;
+    stats_.relayed_to_client_bytes += payload.size();
     // Last: handing the message over may end the client's connection (a reader over its
     // buffer cap), so nothing touches the allocation after this.
     sink.to_client(a->route, message);
@@ -714,7 +821,10 @@ void turn_handler::handle_peer(int handle, const transport_address& peer, std::s
 
 
 void turn_handler::client_closed(const five_tuple& tuple) {
-    if (allocation* a = table_.find(tuple, clock_.now())) table_.erase(*a);
+    if (allocation* a = table_.find(tuple, clock_.now())) {
+        a->ended = end_reason::connection_closed;
+        table_.erase(*a);
+    }
 }
 
 bool turn_handler::has_allocation(const five_tuple& tuple) { return table_.find(tuple, clock_.now()) != nullptr; }

@@ -42,7 +42,7 @@ std::size_t turn_handler::handle_connect(allocation& a, const message_view& req,
     //  either pending or active, it MUST return a 446 (Connection Already Exists) error."
     for (const auto& l : a.links)
         if (l.peer == peer->address) return fail(error::connection_already_exists);
-    if (a.links.size() >= settings_.permissions_per_allocation) return fail(error::insufficient_capacity);
+    if (a.links.size() >= settings_->permissions_per_allocation) return fail(error::insufficient_capacity);
 
     // "Otherwise, the server MUST initiate an outgoing TCP connection. The local endpoint is
     //  the relayed transport address associated with the allocation. The remote endpoint is
@@ -103,7 +103,7 @@ std::uint32_t turn_handler::tcp_peer_arrived(int handle, const transport_address
         ++stats_.dropped_no_permission;
         return 0;
     }
-    if (a->links.size() >= settings_.permissions_per_allocation) return 0;
+    if (a->links.size() >= settings_->permissions_per_allocation) return 0;
     auto buf = sink.buffer();
     if (buf.empty()) return 0;
     tcp_link link;

@@ -33,11 +33,13 @@ const listen_config* nat_primary(const config& cfg) {
 
 worker::worker(const config& cfg, unsigned index, connection_limiter& connections, turn_context* turn,
                tls_context_holder* tls)
-    : cfg_(cfg), index_(index), handler_(handler_settings{cfg.software}),
+    : cfg_(cfg), limits_(cfg.limits), index_(index), handler_(handler_settings{cfg.software}),
       rng_(std::random_device{}()), turn_context_(turn) {
     if (turn != nullptr) {
-        turn_ = std::make_unique<turn_handler>(turn->settings, turn->credentials, turn->nonces, turn->policy,
-                                               turn->shared, *this, clock_, cfg.software);
+        const auto& rt = *turn->runtime;
+        turn_ = std::make_unique<turn_handler>(rt.settings, rt.credentials, turn->nonces, rt.policy, turn->shared,
+                                               *this, clock_, cfg.software);
+        turn_->reconfigure(turn->runtime);
         handler_.attach(turn_.get());
     }
     const listen_config* primary = nat_primary(cfg);
@@ -52,15 +54,15 @@ worker::worker(const config& cfg, unsigned index, connection_limiter& connection
             if (l.tcp || l.tls) {
                 if (index_ == 0) net::ensure_unused(a, SOCK_STREAM);
                 tcp_.push_back(std::make_unique<tcp_listener>(io_, net::listen_tcp(a, 1024), a,
-                                                              handler_, cfg_.limits, connections,
-                                                              turn_.get(), sink_, streams_, l.tls ? tls : nullptr,
-                                                              l.tls && l.tcp));
+                                                              handler_, limits_, connections,
+                                                              turn_.get(), sink_, streams_, conns_,
+                                                              l.tls ? tls : nullptr, l.tls && l.tcp));
             }
             if (l.dtls && tls != nullptr) {
                 if (index_ == 0) net::ensure_unused(a, SOCK_DGRAM);
-                dtls_.push_back(std::make_unique<dtls_listener>(io_, net::bind_udp(a), a, handler_, cfg_.limits,
+                dtls_.push_back(std::make_unique<dtls_listener>(io_, net::bind_udp(a), a, handler_, limits_,
                                                                 connections, turn_.get(), batch_, sink_, streams_,
-                                                                *tls));
+                                                                *tls, conns_));
             }
         } catch (const std::system_error& e) {
             if (!ipv6_missing(e, a)) throw;
@@ -112,6 +114,33 @@ void worker::run() {
     io_.run();
 }
 
+void worker::reconfigure(std::shared_ptr<const turn_runtime> runtime, const limits_config& limits) {
+    limits_ = limits;
+    if (turn_ && runtime) {
+        const auto revoked = turn_->reconfigure(std::move(runtime));
+        if (revoked != 0) log::info("reload: {} allocation{} revoked", revoked, revoked == 1 ? "" : "s");
+    }
+}
+
+void worker::start_drain() {
+    if (turn_) turn_->start_drain();
+}
+
+void worker::end_allocations(end_reason why) {
+    if (turn_) turn_->clear(why);
+}
+
+worker_snapshot worker::snapshot(bool per_user) const {
+    worker_snapshot s;
+    s.handler = handler_.stats();
+    s.connections = conns_;
+    if (turn_) {
+        s.turn = turn_->stats();
+        turn_->gauges(s.gauges, per_user);
+    }
+    return s;
+}
+
 asio::awaitable<void> worker::sweep_loop() {
     asio::steady_timer timer(io_);
     for (;;) {
@@ -145,8 +174,8 @@ std::optional<relay_provider::opened> worker::bind_from_pool(const protocol::ip_
     for (int attempt = 0; attempt < 16; ++attempt) {
         const auto port = ports.take(ip, kind, even, pair, static_cast<std::uint32_t>(rng_()));
         if (!port) {
-            log_.at(log_level::warn, "no free relay port on {} (range {}-{})", ip, turn_context_->settings.port_min,
-                    turn_context_->settings.port_max);
+            log_.at(log_level::warn, "no free relay port on {} (range {}-{})", ip, turn_context_->runtime->settings.port_min,
+                    turn_context_->runtime->settings.port_max);
             return std::nullopt;
         }
         const protocol::transport_address a{ip, *port};
@@ -223,7 +252,7 @@ std::optional<relay_provider::opened> worker::open_tcp(const protocol::ip_addres
                             [](const protocol::transport_address& a) { return net::listen_relay_tcp(a); });
     if (!o) return std::nullopt;
     auto listener = std::make_shared<tcp_relay_listener>(io_, o->handle, o->local, *turn_, sink_, turn_context_->links,
-                                                         cfg_.limits.tcp_buffer_bytes);
+                                                         limits_.tcp_buffer_bytes);
     tcp_relays_[o->handle] = listener;
     listener->start();
     return o;
@@ -281,7 +310,7 @@ asio::awaitable<void> worker::connect_attempt(std::shared_ptr<asio::ip::tcp::soc
     }
     // Registered before the answer, so a quick ConnectionBind finds it.
     std::make_shared<tcp_peer_link>(std::move(*socket), id, turn_context_->links, *turn_,
-                                    cfg_.limits.tcp_buffer_bytes)
+                                    limits_.tcp_buffer_bytes)
         ->start();
     turn_->tcp_connect_result(id, true, sink_);
 }

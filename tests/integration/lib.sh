@@ -33,8 +33,12 @@ free_port() { python3 "$HERE/free_port.py" "${1:-1}" "$$"; }
 
 have_ipv6() { python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null; }
 
-# start_ferry CONFIG: runs ferry in the background and waits for its start-up line.
+# start_ferry CONFIG: runs ferry in the background and waits for its start-up line. A config
+# that does not mention them gets the admin endpoint off (tests run in parallel; the default
+# port is one) and drain_timeout 0 (stop_ferry's SIGTERM then stops at once).
 start_ferry() {
+    grep -q '^admin:' "$1" || printf '\nadmin:\n  enabled: false\n' >>"$1"
+    grep -q '^drain_timeout:' "$1" || printf '\ndrain_timeout: 0\n' >>"$1"
     "$FERRY_BIN" --config "$1" >"$WORK/ferry.log" 2>&1 &
     FERRY_PID=$!
     PIDS+=("$FERRY_PID")

@@ -21,8 +21,13 @@ enum class auth_status {
     unauthorized, ///< unknown user or wrong key: 401 with REALM and NONCE
 };
 
+/// Why an unauthorized request failed: for the operator's counters only, never the client's
+/// answer (all three get the same 401).
+enum class auth_failure { none, unknown_user, bad_integrity, expired_credential };
+
 struct auth_result {
     auth_status status = auth_status::challenge;
+    auth_failure failure = auth_failure::none; ///< unauthorized only
     key signing_key{};         ///< the key that verified (ok only)
     std::string_view username; ///< a view into the request (ok only)
     bool sha256 = false;       ///< the request used MESSAGE-INTEGRITY-SHA256

@@ -19,6 +19,7 @@ struct key {
     std::size_t size = 0;
 
     std::span<const std::uint8_t> view() const { return {bytes.data(), size}; }
+    friend bool operator==(const key&, const key&) = default;
 };
 
 /// key = MD5(username ":" realm ":" password), or SHA-256 of the same string (RFC 8489

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -84,6 +85,10 @@ struct relay_counters {
     std::uint64_t to_client_bytes = 0;
 };
 
+/// Why an allocation ended, for its usage record.
+enum class end_reason : std::uint8_t { expired, deleted, connection_closed, revoked, drained, shutdown };
+std::string_view to_string(end_reason r);
+
 struct allocation {
     five_tuple tuple;
     client_route route;
@@ -101,6 +106,8 @@ struct allocation {
     bool tcp = false;            ///< RFC 6062: the relayed address is a listening TCP socket
     std::vector<tcp_link> links; ///< its peer connections
     relay_counters counters;
+    end_reason ended = end_reason::expired; ///< set before it leaves the table
+    std::int64_t created_unix = 0;          ///< start, unix seconds (usage records)
 
     /// The last answered request, to answer a retransmission identically (RFC 8489 §6.3).
     std::array<std::uint8_t, 12> last_txid{};
@@ -141,6 +148,13 @@ public:
     void sweep(steady_time now);
 
     std::size_t size() const { return by_tuple_.size(); }
+    /// Calls `f` on every allocation (it must not add or remove any).
+    template <class F> void for_each(F&& f) {
+        for (auto& [t, a] : by_tuple_) f(*a);
+    }
+    template <class F> void for_each(F&& f) const {
+        for (const auto& [t, a] : by_tuple_) f(static_cast<const allocation&>(*a));
+    }
     /// Called for every allocation leaving the table (erase or expiry).
     std::function<void(allocation&)> on_remove;
 

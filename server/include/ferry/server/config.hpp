@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 namespace ferry::server {
 
 enum class log_level { trace, debug, info, warn, error };
+enum class log_format { text, json };
 
 /// RFC 8489 §18.4: the default port for STUN and TURN over UDP and TCP.
 inline constexpr std::uint16_t default_port = 3478;
@@ -84,12 +86,24 @@ struct turn_config {
     std::chrono::seconds nonce_lifetime{600};
     std::vector<ip_range> allowed_peer_ranges;
     std::vector<ip_range> denied_peer_ranges;
+    /// RFC 8489 §10: where a draining or full server sends new Allocates (300 Try Alternate).
+    std::vector<protocol::transport_address> alternate_servers;
+    std::string alternate_domain; ///< ALTERNATE-DOMAIN for clients on TLS or DTLS (the certificate's name)
 
     bool enabled() const { return !users.empty() || !static_auth_secrets.empty(); }
 };
 
 struct log_config {
     log_level level = log_level::info;
+    log_format format = log_format::text; ///< json: one JSON object a line, for log shippers
+};
+
+/// The HTTP endpoint for operators: /metrics, /healthz, /readyz. Never on a TURN port.
+struct admin_config {
+    bool enabled = true;
+    protocol::ip_address address = *protocol::ip_address::parse("127.0.0.1");
+    std::uint16_t port = 9641;
+    bool per_user_metrics = false; ///< labels by user name: one series per user, so off by default
 };
 
 struct config {
@@ -101,6 +115,9 @@ struct config {
     turn_config turn;
     limits_config limits;
     log_config log;
+    admin_config admin;
+    /// SIGTERM drains: allocations run on for up to this long, then ferry exits.
+    std::chrono::seconds drain_timeout{300};
 
     /// The listeners used when the file names none: every IPv4 and IPv6 address, port 3478.
     static std::vector<listen_config> default_listeners();
@@ -118,5 +135,9 @@ config load_config(const std::string& path);
 config parse_config(const std::string& yaml, const std::string& name = "<config>");
 
 std::string_view to_string(log_level l);
+
+/// Every key the loader accepts, as dotted paths ("limits.allocations_total", "listen.port"
+/// for a key of a list's items). The loader checks keys against this list and nothing else.
+std::span<const std::string_view> config_keys();
 
 } // namespace ferry::server

@@ -33,7 +33,7 @@ public:
     /// Takes ownership of `fd`, a bound UDP socket (see net::bind_udp).
     dtls_listener(asio::io_context& io, int fd, const protocol::transport_address& bound, stun_handler& handler,
                   const limits_config& limits, connection_limiter& limiter, turn_handler* turn, udp_batch& batch,
-                  packet_sink& sink, stream_registry& streams, tls_context_holder& tls);
+                  packet_sink& sink, stream_registry& streams, tls_context_holder& tls, connection_counts& counts);
     ~dtls_listener() override;
 
     void start();
@@ -65,6 +65,7 @@ private:
     stun_handler& handler_;
     const limits_config& limits_;
     connection_limiter& limiter_;
+    connection_counts& counts_;
     turn_handler* turn_;
     udp_batch& batch_;
     packet_sink& sink_;

@@ -52,11 +52,19 @@ struct handler_settings {
     std::string software; ///< SOFTWARE value; empty sends none
 };
 
+/// The methods and result codes requests are counted by (method 0: any other; code 0: no
+/// answer, 200: success, 999: any other error).
+inline constexpr std::array<std::uint16_t, 8> counted_methods = {0x001, 0x003, 0x004, 0x008, 0x009, 0x00A, 0x00B, 0};
+inline constexpr std::array<std::uint16_t, 19> counted_codes = {0,   200, 300, 400, 401, 403, 420, 437, 438, 440,
+                                                                441, 442, 443, 446, 447, 486, 500, 508, 999};
+
 /// Counters one worker keeps; summed across workers on read.
 struct handler_stats {
     std::uint64_t requests = 0;
-    std::uint64_t dropped = 0;
+    std::uint64_t dropped = 0; ///< malformed, bad FINGERPRINT, or a response or stray indication
     std::uint64_t errors_sent = 0;
+    /// requests by [method][result], indexed as counted_methods and counted_codes
+    std::array<std::array<std::uint64_t, counted_codes.size()>, counted_methods.size()> responses{};
 };
 
 class stun_handler {
@@ -75,6 +83,10 @@ public:
     const handler_stats& stats() const { return stats_; }
 
 private:
+    reply dispatch(const request_context& ctx, const protocol::message_view& req, std::span<std::uint8_t> out,
+                   packet_sink* sink);
+    /// Counts the answer `response` (empty: none) to a request of `method`.
+    void count(std::uint16_t method, std::span<const std::uint8_t> response);
     reply handle_binding(const request_context& ctx, const protocol::message_view& req,
                          std::span<std::uint8_t> out);
     reply error_response(const request_context& ctx, const protocol::message_view& req,

@@ -22,7 +22,7 @@ public:
     tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
                  stun_handler& handler, const limits_config& limits, connection_limiter& limiter,
                  turn_handler* turn, packet_sink& sink, stream_registry& streams,
-                 tls_context_holder* tls = nullptr, bool plain_too = false);
+                 connection_counts& counts, tls_context_holder* tls = nullptr, bool plain_too = false);
 
     void start();
     const protocol::transport_address& bound() const { return bound_; }
@@ -40,6 +40,7 @@ private:
     stun_handler& handler_;
     const limits_config& limits_;
     connection_limiter& limiter_;
+    connection_counts& counts_;
     turn_handler* turn_;
     packet_sink& sink_;
     stream_registry& streams_;

@@ -27,8 +27,9 @@ public:
 
     std::shared_ptr<asio::ssl::context> current() const;
     std::shared_ptr<SSL_CTX> current_dtls() const;
-    /// Loads the files again. On failure keeps the current context and returns why.
-    std::string reload();
+    /// Loads the files again (those of `cfg` when given: a reload may name new ones). On
+    /// failure keeps the current context and files, and returns why.
+    std::string reload(const tls_config* cfg = nullptr);
 
 private:
     static std::shared_ptr<asio::ssl::context> load(const tls_config& cfg);

@@ -13,6 +13,7 @@
 #include <array>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -36,6 +37,17 @@ struct turn_settings {
     unsigned allocations_total = 50000;
     unsigned permissions_per_allocation = 64;
     unsigned channels_per_allocation = 64;
+    /// RFC 8489 §10: where new Allocates go (300) while draining or when full; empty: 508.
+    std::vector<protocol::transport_address> alternate_servers;
+    std::string alternate_domain; ///< ALTERNATE-DOMAIN, sent to clients on TLS or DTLS
+};
+
+/// What a reload can change, built whole and swapped in: each worker holds the one it uses
+/// (a shared_ptr) until it is handed the next, so nothing on the packet path takes a lock.
+struct turn_runtime {
+    turn_settings settings;
+    auth::credential_store credentials;
+    peer_policy policy;
 };
 
 /// State shared by all workers, touched only when allocations come and go (never per packet):
@@ -162,6 +174,32 @@ struct turn_stats {
     std::uint64_t dropped_no_permission = 0;
     std::uint64_t amplification_dropped = 0; ///< unauthenticated requests too small to answer
     std::uint64_t tcp_links = 0; ///< RFC 6062 peer connections made or accepted
+    std::uint64_t relayed_to_peer_bytes = 0;
+    std::uint64_t relayed_to_client_bytes = 0;
+    std::uint64_t auth_unknown_user = 0;  ///< of auth_failures
+    std::uint64_t auth_bad_integrity = 0; ///< of auth_failures
+    std::uint64_t auth_expired = 0;       ///< of auth_failures: a TURN REST credential past its time
+    std::uint64_t auth_stale_nonce = 0;   ///< 438s (not counted in auth_failures)
+    std::uint64_t quota_refused = 0;      ///< requests refused by a quota (486, 508)
+    std::uint64_t redirected = 0;         ///< Allocates sent elsewhere (300)
+    std::uint64_t revoked = 0;            ///< allocations ended by a reload
+    /// allocations made, by [transport][family]: transport as `transport`, family 0 IPv4, 1 IPv6
+    std::array<std::array<std::uint64_t, 2>, 4> created_by{};
+};
+
+/// A worker's allocations now, counted when asked (metrics).
+struct turn_gauges {
+    std::array<std::array<std::uint64_t, 2>, 4> allocations{}; ///< by [transport][family]
+    std::uint64_t permissions = 0;
+    std::uint64_t channels = 0;
+    std::uint64_t tcp_links = 0;
+    /// per user (only when asked for): allocations, bytes to peers, bytes to clients
+    struct user_usage {
+        std::uint64_t allocations = 0;
+        std::uint64_t to_peer_bytes = 0;
+        std::uint64_t to_client_bytes = 0;
+    };
+    std::unordered_map<std::string, user_usage> users;
 };
 
 class turn_handler {
@@ -205,8 +243,17 @@ public:
     void sweep();
     std::size_t allocations() const { return table_.size(); }
     const turn_stats& stats() const { return stats_; }
-    /// Deletes every allocation (shutdown).
-    void clear();
+    /// Counts what is live now; with `per_user`, by user too.
+    void gauges(turn_gauges& g, bool per_user) const;
+    /// Deletes every allocation (shutdown), each ended for `why`.
+    void clear(end_reason why = end_reason::shutdown);
+
+    /// A reload: later requests use `next`. Allocations whose user or REST secret is gone end
+    /// at once (revoked); those whose password changed verify later requests with the new key.
+    /// Returns how many ended.
+    std::size_t reconfigure(std::shared_ptr<const turn_runtime> next);
+    /// From now on new Allocates are sent to an alternate server (300), or refused (508).
+    void start_drain() { draining_ = true; }
 
 private:
     std::size_t handle_allocate(const request_context& ctx, const protocol::message_view& req,
@@ -237,11 +284,17 @@ private:
     std::chrono::seconds within_credential(std::chrono::seconds life, std::optional<std::int64_t> expires) const;
     void remember(allocation& a, const protocol::message_view& req, std::span<const std::uint8_t> response);
     void on_removed(allocation& a);
+    /// 300 Try Alternate naming an alternate server of the client's family (RFC 8489 §10),
+    /// signed; 508 when none is configured for it.
+    std::size_t try_alternate(const request_context& ctx, const protocol::message_view& req,
+                              const auth::auth_result& auth, std::span<std::uint8_t> out);
+    void count_failure(const auth::auth_result& auth);
 
-    const turn_settings& settings_;
-    const auth::credential_store& credentials_;
+    std::shared_ptr<const turn_runtime> runtime_; ///< set by reconfigure(); keeps the three below alive
+    const turn_settings* settings_;
+    const auth::credential_store* credentials_;
     const auth::nonce_manager& nonces_;
-    const peer_policy& policy_;
+    const peer_policy* policy_;
     turn_shared& shared_;
     relay_provider& relays_;
     const turn_clock& clock_;
@@ -250,6 +303,8 @@ private:
     std::unordered_map<std::uint32_t, allocation*> links_; ///< RFC 6062 peer connections by id
     turn_stats stats_;
     std::uint64_t indication_counter_ = 0;
+    std::size_t next_alternate_ = 0;
+    bool draining_ = false;
     log::throttle log_{10};
 };
 

@@ -23,15 +23,22 @@
 
 namespace ferry::server {
 
-/// What all workers share for TURN, built once at start-up: read-only but for turn_shared.
+/// What all workers share for TURN, built once at start-up. `runtime` is the start-up
+/// configuration (each worker holds its own pointer to the current one after reloads).
 struct turn_context {
-    turn_settings settings;
-    auth::credential_store credentials;
+    std::shared_ptr<const turn_runtime> runtime;
     auth::nonce_manager nonces;
-    peer_policy policy;
     turn_shared shared;
     tcp_link_hub links; ///< RFC 6062 peer connections, for ConnectionBind on any worker
-    port_pool ports{settings.port_min, settings.port_max}; ///< built after settings are final
+    port_pool ports{runtime->settings.port_min, runtime->settings.port_max};
+};
+
+/// One worker's counters and gauges, copied on its own thread for a metrics scrape.
+struct worker_snapshot {
+    handler_stats handler;
+    turn_stats turn;
+    turn_gauges gauges;
+    connection_counts connections;
 };
 
 /// A worker's io_context, whose pending work can be destroyed ahead of the context itself:
@@ -65,6 +72,17 @@ public:
     const handler_stats& stats() const { return handler_.stats(); }
     const turn_handler* turn() const { return turn_.get(); }
 
+    /// Runs `f` on this worker's thread. Thread-safe.
+    template <class F> void post(F&& f) { asio::post(io_, std::forward<F>(f)); }
+    // The four below run on the worker's own thread (through post()).
+    /// A reload: new TURN settings and credentials (revoking what they no longer allow) and limits.
+    void reconfigure(std::shared_ptr<const turn_runtime> runtime, const limits_config& limits);
+    /// New Allocates are redirected (300) or refused from now on.
+    void start_drain();
+    /// Ends every allocation now, for `why` (the drain's timeout).
+    void end_allocations(end_reason why);
+    worker_snapshot snapshot(bool per_user) const;
+
     // relay_provider
     std::optional<opened> open(const protocol::ip_address& ip, bool even, bool dont_fragment, bool pair) override;
     std::optional<opened> open_next(const opened& even_port) override;
@@ -97,6 +115,7 @@ private:
                      std::uint16_t alternate_port);
 
     const config& cfg_;
+    limits_config limits_; ///< the current limits (a reload replaces them on this thread)
     unsigned index_;
     worker_io io_;
     stun_handler handler_;
@@ -105,6 +124,7 @@ private:
     std::vector<std::unique_ptr<tcp_listener>> tcp_;
     std::vector<std::unique_ptr<nat_set>> nat_sets_;
     stream_registry streams_;
+    connection_counts conns_;
     batch_sink sink_{batch_, streams_};
     std::vector<std::unique_ptr<dtls_listener>> dtls_; // after streams_ and sink_, which it uses
     std::mt19937 rng_;

@@ -1,0 +1,82 @@
+#include "ferry/server/reload.hpp"
+
+#include <fmt/format.h>
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+
+namespace ferry::server {
+
+std::shared_ptr<const turn_runtime> build_runtime(config& cfg) {
+    const auto& t = cfg.turn;
+    turn_settings s;
+    s.max_lifetime = t.max_lifetime;
+    for (const auto& r : t.relay_addresses) s.relay_addresses.push_back({r.address, r.advertised});
+    s.port_min = t.relay_port_min;
+    s.port_max = t.relay_port_max;
+    s.allocations_per_user = cfg.limits.allocations_per_user;
+    s.allocations_total = cfg.limits.allocations_total;
+    s.permissions_per_allocation = cfg.limits.permissions_per_allocation;
+    s.channels_per_allocation = cfg.limits.channels_per_allocation;
+    s.alternate_servers = t.alternate_servers;
+    s.alternate_domain = t.alternate_domain;
+    auto rt = std::make_shared<turn_runtime>(
+        turn_runtime{s, auth::credential_store(t.realm), peer_policy(t.allowed_peer_ranges, t.denied_peer_ranges)});
+    for (auto& u : cfg.turn.users) {
+        if (u.key) {
+            auth::key k;
+            std::copy(u.key->begin(), u.key->end(), k.bytes.begin());
+            k.size = 16;
+            rt->credentials.add_user_key(u.name, k);
+        } else {
+            rt->credentials.add_user(u.name, u.password);
+        }
+        // Keys only from here on: the password leaves memory.
+        OPENSSL_cleanse(u.password.data(), u.password.size());
+        u.password.clear();
+    }
+    for (const auto& secret : t.static_auth_secrets) rt->credentials.add_rest_secret(secret);
+    return rt;
+}
+
+namespace {
+
+std::string describe(const std::vector<listen_config>& ls) {
+    std::string out;
+    for (const auto& l : ls)
+        out += fmt::format("{}:{}:{}{}{}{};", l.address.to_string(), l.port, l.udp, l.tcp, l.tls, l.dtls);
+    return out;
+}
+
+std::string describe(const std::vector<relay_address_config>& rs) {
+    std::string out;
+    for (const auto& r : rs) out += r.address.to_string() + "=" + r.advertised.to_string() + ";";
+    return out;
+}
+
+} // namespace
+
+std::vector<std::string> restart_needed(const config& a, const config& b) {
+    std::vector<std::string> keys;
+    auto check = [&](bool same, const char* key) {
+        if (!same) keys.emplace_back(key);
+    };
+    check(a.threads == b.threads, "threads");
+    check(a.software == b.software, "software");
+    check(describe(a.listen) == describe(b.listen), "listen");
+    check(a.nat_discovery.alternate_address == b.nat_discovery.alternate_address &&
+              a.nat_discovery.alternate_port == b.nat_discovery.alternate_port,
+          "nat_discovery");
+    check(a.turn.enabled() == b.turn.enabled(), "turn (on or off: users or secrets where there were none, or none left)");
+    check(describe(a.turn.relay_addresses) == describe(b.turn.relay_addresses), "turn.relay_addresses");
+    check(a.turn.relay_port_min == b.turn.relay_port_min && a.turn.relay_port_max == b.turn.relay_port_max,
+          "turn.relay_port_min/relay_port_max");
+    check(a.turn.nonce_lifetime == b.turn.nonce_lifetime, "turn.nonce_lifetime");
+    check(a.limits.ipv6_prefix_length == b.limits.ipv6_prefix_length, "limits.ipv6_prefix_length");
+    check(a.admin.enabled == b.admin.enabled && a.admin.address == b.admin.address && a.admin.port == b.admin.port,
+          "admin");
+    return keys;
+}
+
+} // namespace ferry::server
