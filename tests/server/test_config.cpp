@@ -2,6 +2,7 @@
 #include "ferry/server/config.hpp"
 
 #include <doctest/doctest.h>
+#include <algorithm>
 
 #include <fstream>
 #include <string>
@@ -236,4 +237,61 @@ limits:
     CHECK(mixed.listen[0].tcp);
     CHECK(mixed.listen[0].tls);
     CHECK(parse_config("").limits.tls_handshake_timeout == std::chrono::seconds(10));
+}
+
+TEST_CASE("operations keys: admin, drain_timeout, alternate servers, log format") {
+    const auto c = parse_config(R"(
+turn:
+  users: [{name: a, password: b}]
+  alternate_servers: ["192.0.2.10:3479", "[2001:db8::10]:5349", 192.0.2.11]
+  alternate_domain: turn2.example.com
+admin:
+  address: "::1"
+  port: 9700
+  per_user_metrics: true
+drain_timeout: 30
+log:
+  format: json
+)");
+    REQUIRE(c.turn.alternate_servers.size() == 3);
+    CHECK(c.turn.alternate_servers[0] == *ferry::protocol::transport_address::from("192.0.2.10", 3479));
+    CHECK(c.turn.alternate_servers[1] == *ferry::protocol::transport_address::from("2001:db8::10", 5349));
+    CHECK(c.turn.alternate_servers[2] == *ferry::protocol::transport_address::from("192.0.2.11", 3478));
+    CHECK(c.turn.alternate_domain == "turn2.example.com");
+    CHECK(c.admin.enabled);
+    CHECK(c.admin.address == *ferry::protocol::ip_address::parse("::1"));
+    CHECK(c.admin.port == 9700);
+    CHECK(c.admin.per_user_metrics);
+    CHECK(c.drain_timeout == std::chrono::seconds(30));
+    CHECK(c.log.format == log_format::json);
+
+    const auto defaults = parse_config("");
+    CHECK(defaults.admin.enabled);
+    CHECK(defaults.admin.address == *ferry::protocol::ip_address::parse("127.0.0.1"));
+    CHECK(defaults.admin.port == 9641);
+    CHECK_FALSE(defaults.admin.per_user_metrics);
+    CHECK(defaults.drain_timeout == std::chrono::seconds(300));
+    CHECK(parse_config("admin: ~\n").admin.enabled == false);
+
+    auto message = [](const std::string& yaml) {
+        try {
+            parse_config(yaml, "f.yaml");
+        } catch (const config_error& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    CHECK(message("turn:\n  alternate_servers: [\"0.0.0.0:3478\"]\n").find("f.yaml:2:") == 0);
+    CHECK(message("turn:\n  alternate_servers: [\"192.0.2.1:0\"]\n").find("is not an address") != std::string::npos);
+    CHECK(message("log:\n  format: xml\n").find("f.yaml:2: 'log.format' must be text or json") == 0);
+    CHECK(message("admin:\n  color: red\n").find("unknown key 'color' in 'admin'") != std::string::npos);
+    CHECK(message("listen: [{address: 127.0.0.1, port: 9641, transports: [tcp]}]\n").find("TURN listener") !=
+          std::string::npos);
+}
+
+TEST_CASE("config_keys lists every key the loader accepts, and the loader refuses any other") {
+    const auto keys = config_keys();
+    CHECK(std::find(keys.begin(), keys.end(), "limits.allocations_total") != keys.end());
+    CHECK(std::find(keys.begin(), keys.end(), "turn.users.password") != keys.end());
+    for (const auto key : keys) CHECK(key.find(' ') == std::string_view::npos);
 }
