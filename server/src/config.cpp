@@ -42,6 +42,7 @@ constexpr std::string_view known_keys[] = {
     "turn.relay_port_max",
     "turn.max_lifetime",
     "turn.nonce_lifetime",
+    "turn.nonce_secret",
     "turn.allowed_peer_ranges",
     "turn.denied_peer_ranges",
     "turn.alternate_servers",
@@ -265,6 +266,11 @@ void parse_turn(const reader& r, const YAML::Node& n, turn_config& t) {
         t.max_lifetime = std::chrono::seconds(r.number<unsigned>(n["max_lifetime"], "turn.max_lifetime", 600, 86400));
     if (n["nonce_lifetime"])
         t.nonce_lifetime = std::chrono::seconds(r.number<unsigned>(n["nonce_lifetime"], "turn.nonce_lifetime", 30, 86400));
+    if (n["nonce_secret"] && !n["nonce_secret"].IsNull()) {
+        t.nonce_secret = r.text(n["nonce_secret"], "turn.nonce_secret");
+        if (!t.nonce_secret.empty() && t.nonce_secret.size() < 16)
+            r.fail(n["nonce_secret"], "'turn.nonce_secret' must be at least 16 characters (or empty: random)");
+    }
     if (n["allowed_peer_ranges"]) t.allowed_peer_ranges = parse_ranges(r, n["allowed_peer_ranges"], "turn.allowed_peer_ranges");
     if (n["denied_peer_ranges"]) t.denied_peer_ranges = parse_ranges(r, n["denied_peer_ranges"], "turn.denied_peer_ranges");
     if (const auto& alts = n["alternate_servers"]) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
 
@@ -40,6 +41,13 @@ std::shared_ptr<const turn_runtime> build_runtime(config& cfg) {
     return rt;
 }
 
+auth::nonce_manager::secret nonce_secret_of(const turn_config& t) {
+    if (t.nonce_secret.empty()) return auth::random_secret();
+    auth::nonce_manager::secret s{};
+    ::SHA256(reinterpret_cast<const unsigned char*>(t.nonce_secret.data()), t.nonce_secret.size(), s.data());
+    return s;
+}
+
 namespace {
 
 std::string describe(const std::vector<listen_config>& ls) {
@@ -73,6 +81,7 @@ std::vector<std::string> restart_needed(const config& a, const config& b) {
     check(a.turn.relay_port_min == b.turn.relay_port_min && a.turn.relay_port_max == b.turn.relay_port_max,
           "turn.relay_port_min/relay_port_max");
     check(a.turn.nonce_lifetime == b.turn.nonce_lifetime, "turn.nonce_lifetime");
+    check(a.turn.nonce_secret == b.turn.nonce_secret, "turn.nonce_secret");
     check(a.limits.ipv6_prefix_length == b.limits.ipv6_prefix_length, "limits.ipv6_prefix_length");
     check(a.admin.enabled == b.admin.enabled && a.admin.address == b.admin.address && a.admin.port == b.admin.port,
           "admin");

@@ -72,7 +72,7 @@ int process::run() {
     if (cfg.turn.enabled()) {
         auto runtime = build_runtime(cfg); // wipes the passwords
         turn_ = std::unique_ptr<turn_context>(
-            new turn_context{runtime, auth::nonce_manager(cfg.turn.nonce_lifetime, auth::random_secret()), {}, {}});
+            new turn_context{runtime, auth::nonce_manager(cfg.turn.nonce_lifetime, nonce_secret_of(cfg.turn)), {}, {}});
     }
     connections_ = std::make_unique<connection_limiter>(cfg.limits.max_tcp_connections,
                                                         cfg.limits.max_tcp_connections_per_ip,
@@ -182,6 +182,7 @@ void process::reload() {
     next.turn.relay_port_min = running_.turn.relay_port_min;
     next.turn.relay_port_max = running_.turn.relay_port_max;
     next.turn.nonce_lifetime = running_.turn.nonce_lifetime;
+    next.turn.nonce_secret = running_.turn.nonce_secret;
     next.limits.ipv6_prefix_length = running_.limits.ipv6_prefix_length;
     next.admin.enabled = running_.admin.enabled;
     next.admin.address = running_.admin.address;

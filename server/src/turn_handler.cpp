@@ -135,6 +135,10 @@ std::size_t turn_handler::try_alternate(const request_context& ctx, const messag
     message_writer w(out, make_message_type(req.method(), message_class::error_response), req);
     error_code{error::try_alternate, ""}.encode(w);
     alternate_server{*pick}.encode(w);
+    // REALM and a fresh NONCE: a client sends its next Allocate, to the alternate, with these
+    // (libwebrtc does). With turn.nonce_secret shared, the alternate accepts the nonce.
+    realm{credentials_->realm()}.encode(w);
+    nonce{nonces_.issue(client_of(ctx), clock_.unix_now())}.encode(w);
     if ((ctx.via == transport::tls || ctx.via == transport::dtls) && !settings_->alternate_domain.empty())
         alternate_domain{settings_->alternate_domain}.encode(w);
     seal(w, req, software_, &auth.signing_key, auth.sha256);

@@ -4,6 +4,9 @@
 // candidate at all. Usage:
 //   node relay.mjs --url turn:127.0.0.1:PORT --user U --password P
 //   node relay.mjs --url turn:127.0.0.1:PORT --rest-secret S --rest-user U
+//   node relay.mjs --url turn:... --user U --password P --relay-ports MIN-MAX
+//     (gathers only, and checks that a relay candidate appears on a port in that range: a
+//     draining server's 300 Try Alternate sent Chromium to the server that owns the range)
 //   node relay.mjs --url turns:... --user U --password P --expect-no-relay
 //     (gathers with the right password and checks that no relay candidate appears, e.g.
 //     because the server's certificate is not trusted)
@@ -29,6 +32,7 @@ if (arg('rest-secret')) {
 const url = arg('url');
 const wrong = arg('wrong-password') ?? 'not-the-password';
 const expectNoRelay = process.argv.includes('--expect-no-relay');
+const relayPorts = arg('relay-ports')?.split('-').map(Number);
 
 const profile = mkdtempSync(join(tmpdir(), 'ferry-chromium-'));
 const context = await chromium.launchPersistentContext(profile, {
@@ -53,7 +57,7 @@ const check = (ok, what) => {
 const gather = (page, credential) => page.evaluate(async ({ url, username, credential }) => {
   const pc = new RTCPeerConnection({ iceServers: [{ urls: url, username, credential }], iceTransportPolicy: 'relay' });
   const found = [];
-  pc.onicecandidate = (e) => e.candidate && found.push(e.candidate.type);
+  pc.onicecandidate = (e) => e.candidate && found.push({ type: e.candidate.type, port: e.candidate.port });
   pc.createDataChannel('x');
   await pc.setLocalDescription();
   await new Promise((resolve) => {
@@ -69,8 +73,14 @@ try {
   const page = await context.newPage();
   await page.goto('about:blank');
   if (expectNoRelay) {
-    const types = await gather(page, credential);
+    const types = (await gather(page, credential)).map((c) => c.type);
     check(!types.includes('relay'), `no relay candidate (got [${types.join(', ')}])`);
+    throw null; // done
+  }
+  if (relayPorts) {
+    const relays = (await gather(page, credential)).filter((c) => c.type === 'relay');
+    const inRange = relays.filter((c) => c.port >= relayPorts[0] && c.port <= relayPorts[1]);
+    check(inRange.length > 0, `relay candidate on a port in ${relayPorts.join('-')} (got ports [${relays.map((c) => c.port).join(', ')}])`);
     throw null; // done
   }
 

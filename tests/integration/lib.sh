@@ -7,12 +7,16 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=$(mktemp -d)
 PIDS=()
 
+NETNS="" # network namespaces a test made, deleted on exit
 cleanup() {
     local p
     for p in "${PIDS[@]}"; do
+        [ -n "$p" ] || continue
         kill "$p" 2>/dev/null || true
+        kill -INT "$p" 2>/dev/null || true # a draining ferry stops at once on SIGINT
         wait "$p" 2>/dev/null || true
     done
+    for p in $NETNS; do ip netns del "$p" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -85,6 +85,9 @@ turn:
   users:
     - name: ninefingers
       password: youhavetoberealistic
+admin:
+  enabled: false
+drain_timeout: 0
 YAML
 # The Release build (scripts/test.sh builds it before the tests run): the sanitizers need
 # descriptors of their own to check memory, and with none left they report every virtual call.

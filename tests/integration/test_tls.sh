@@ -90,7 +90,7 @@ cp "$WORK/ferry-b.crt" "$WORK/cert.pem"
 cp "$WORK/ferry-b.key" "$WORK/key.pem"
 kill -HUP "$FERRY_PID"
 sleep 0.5
-grep -q "SIGHUP: TLS certificate reloaded" "$WORK/ferry.log" || fail "no reload logged"
+grep -q "reload: TLS certificate loaded" "$WORK/ferry.log" || fail "no reload logged"
 out=$(s_client); grep -q "subject=CN = ferry-b" <<<"$out" || fail "a new connection did not get the reloaded certificate"
 wait "$LONG" || true
 grep -q "tot_send_msgs=300, tot_recv_msgs=300" "$WORK/long.out" && grep -q "Total lost packets 0 (0.000000%)" "$WORK/long.out" ||
@@ -100,7 +100,7 @@ pass "SIGHUP: new connections get the new certificate; a session open across it 
 echo "not a key" >"$WORK/key.pem"
 kill -HUP "$FERRY_PID"
 sleep 0.5
-grep -q "SIGHUP: TLS certificate not reloaded, keeping the old one" "$WORK/ferry.log" || fail "a broken reload was not reported"
+grep -q "reload: TLS certificate not loaded, keeping the old one" "$WORK/ferry.log" || fail "a broken reload was not reported"
 out=$(s_client); grep -q "subject=CN = ferry-b" <<<"$out" || fail "a broken reload did not keep the old certificate"
 pass "a broken certificate on SIGHUP is refused and the old one kept"
 stop_ferry

@@ -70,7 +70,7 @@ tcp_clients=$(sed -n 's/.*allocation created: .* client \(.*\) over tcp,.*/\1/p'
 [ -n "$tcp_clients" ] || fail "no allocation was made over TCP"
 for c in $tcp_clients; do
     # (grep -c, not -q: an early exit would kill the first grep and fail the pipe.)
-    [ "$(grep -F "allocation ended:" "$WORK/ferry.log" | grep -cF "client $c ")" -gt 0 ] ||
+    [ "$(grep -F "allocation ended:" "$WORK/ferry.log" | grep -cF "client=$c ")" -gt 0 ] ||
         fail "the TCP allocation of $c outlived its connection"
 done
 pass "every TCP allocation ($(wc -w <<<"$tcp_clients")) ended with its connection"
@@ -81,9 +81,9 @@ grep -q "tot_recv_msgs=5" <<<"$out" && fail "a wrong password relayed data"
 grep -q "wrong credentials for user 'ninefingers'" "$WORK/ferry.log" || fail "no log line for wrong credentials"
 pass "wrong password: no relay"
 
-grep -q "allocation ended: user 'ninefingers'.*to peer 100 packets 12000 bytes, to client 100 packets 12000 bytes" "$WORK/ferry.log" ||
-    fail "no allocation-ended line with the relayed counters"
-pass "allocation counters logged when an allocation ends"
+grep -q "allocation ended: user=ninefingers client=127.0.0.1:[0-9]* transport=udp relayed=127.0.0.1:[0-9]* .*duration_s=[0-9.]* to_peer_packets=100 to_peer_bytes=12000 to_client_packets=100 to_client_bytes=12000 reason=deleted" "$WORK/ferry.log" ||
+    fail "no usage record with the relayed counters"
+pass "usage record when an allocation ends: user, client, transport, relayed address, duration, counters, reason"
 stop_ferry
 
 # The default peer policy: no allowed ranges. Nothing is sent to these addresses: a

@@ -126,6 +126,8 @@ TEST_CASE("drain: an authenticated Allocate gets a signed 300 naming an alternat
     REQUIRE(alt);
     CHECK(alt->address == *transport_address::from("192.0.2.5", 3479));
     CHECK_FALSE(f.response.has(attribute_type::alternate_domain)); // UDP: no TLS name to check
+    CHECK(f.response.get<nonce>()); // for the client's next Allocate, at the alternate
+    CHECK(f.response.get<realm>()->value == "ferry");
     CHECK(f.turn->allocations() == 1);
     CHECK(f.turn->stats().redirected == 1);
 

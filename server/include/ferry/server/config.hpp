@@ -84,6 +84,10 @@ struct turn_config {
     std::uint16_t relay_port_max = 65535;
     std::chrono::seconds max_lifetime{3600};
     std::chrono::seconds nonce_lifetime{600};
+    /// The key nonces are made with. Empty: a random one per process. Servers that redirect to
+    /// each other (alternate_servers) share one, so that a client carrying a nonce from one
+    /// (as browsers do after 300 Try Alternate) is served by the other.
+    std::string nonce_secret;
     std::vector<ip_range> allowed_peer_ranges;
     std::vector<ip_range> denied_peer_ranges;
     /// RFC 8489 §10: where a draining or full server sends new Allocates (300 Try Alternate).

@@ -15,6 +15,9 @@ namespace ferry::server {
 /// `cfg` once their keys are derived.
 std::shared_ptr<const turn_runtime> build_runtime(config& cfg);
 
+/// The secret nonces are made with: SHA-256 of turn.nonce_secret, or random when it is empty.
+auth::nonce_manager::secret nonce_secret_of(const turn_config& t);
+
 /// The keys whose change between `running` and `next` needs a restart (listeners, threads,
 /// relay addresses and ports, ...): a reload keeps the running values of these and says so.
 std::vector<std::string> restart_needed(const config& running, const config& next);
