@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# ferry-probe against the real ferry: stun, nat (RFC 5780 on 127.0.0.1 and 127.0.0.2), turn over
+# UDP, TCP and TLS with static and REST credentials, and each failure verdict with its exit code:
+# wrong password (1), refused peer (1), certificate not trusted (1), closed port (3), usage (2).
+. "$(dirname "$0")/lib.sh"
+: "${FERRY_PROBE:?FERRY_PROBE must name the ferry-probe binary}"
+
+make_cert ferry-probe
+PORT=$(free_port 2)
+ALT=$((PORT + 1))
+TPORT=$(free_port)
+cat >"$WORK/ferry.yaml" <<YAML
+threads: 2
+listen:
+  - address: 127.0.0.1
+    port: $PORT
+  - address: 127.0.0.1
+    port: $TPORT
+    transports: [tls]
+nat_discovery:
+  alternate_address: 127.0.0.2
+  alternate_port: $ALT
+tls:
+  certificate: $WORK/ferry-probe.crt
+  private_key: $WORK/ferry-probe.key
+turn:
+  realm: probe.example
+  users:
+    - name: ninefingers
+      password: youhavetoberealistic
+  static_auth_secrets: [north-south-east-west]
+  allowed_peer_ranges: [127.0.0.0/8]
+YAML
+start_ferry "$WORK/ferry.yaml"
+
+# run_probe EXPECTED_EXIT ARGS...: runs ferry-probe (bounded), fails unless it exits as expected;
+# its output is in $out.
+run_probe() {
+    local want=$1 rc=0
+    shift
+    out=$(timeout 60 "$FERRY_PROBE" "$@" 2>&1) || rc=$?
+    [ "$rc" -eq "$want" ] || fail "ferry-probe $* exited $rc, not $want: $out"
+}
+# json_field NAME: a top-level field of the JSON report in $out.
+json_field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1" <<<"$out"; }
+
+run_probe 0 stun "stun:127.0.0.1:$PORT" --json
+[ "$(json_field mapped_address)" = "$(json_field local_address)" ] || fail "stun: mapped is not local: $out"
+[ "$(json_field response_origin)" = "127.0.0.1:$PORT" ] || fail "stun: response origin: $out"
+pass "stun over UDP: mapped address $(json_field mapped_address), rtt $(json_field rtt_ms) ms"
+
+run_probe 0 stun "turn:127.0.0.1:$PORT?transport=tcp"
+grep -q "binding .*ok .*mapped 127.0.0.1:" <<<"$out" || fail "stun over TCP: $out"
+pass "stun over TCP"
+
+run_probe 0 nat "127.0.0.1:$PORT" --timeout 1000 --json
+[ "$(json_field other_address)" = "127.0.0.2:$ALT" ] || fail "nat: other address: $out"
+grep -q "no NAT" <<<"$(json_field mapping)" || fail "nat: mapping: $out"
+[ "$(json_field filtering)" = "endpoint-independent" ] || fail "nat: filtering: $out"
+pass "nat: no NAT, endpoint-independent filtering, other address 127.0.0.2:$ALT"
+
+for url in "turn:127.0.0.1:$PORT" "turn:127.0.0.1:$PORT?transport=tcp" "turns:127.0.0.1:$TPORT"; do
+    run_probe 0 turn "$url" --user ninefingers --password youhavetoberealistic --ca "$WORK/ferry-probe.crt" --json
+    steps=$(python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print(" ".join(s["name"] for s in r["steps"] if s["ok"]))' <<<"$out")
+    for want in challenge allocate permission send/data channel-bind channel-data release; do
+        grep -qw -- "$want" <<<"$steps" || fail "turn $url: step $want did not pass: $out"
+    done
+    pass "turn $url: $steps, relayed $(json_field relayed_address)"
+done
+grep -q "TLSv1.3" <<<"$out" || fail "turns: no TLS version in the connect step: $out"
+# The release ended the allocation (ferry's usage record says so), with data counted both ways.
+grep "allocation ended" "$WORK/ferry.log" | grep -q "user=ninefingers.*reason=deleted" ||
+    fail "no usage record of the probe's released allocation"
+pass "the probe's allocations were released (usage records with reason deleted)"
+
+run_probe 0 turn "turn:127.0.0.1:$PORT" --secret north-south-east-west --user probe-test
+grep -q "rest username: *[0-9]*:probe-test" <<<"$out" || fail "REST: no minted user name: $out"
+pass "turn with REST credentials minted from the shared secret"
+
+# Failure verdicts.
+run_probe 1 turn "turn:127.0.0.1:$PORT" --user ninefingers --password wrong --realm other.example
+grep -q "user name or password is wrong for realm \"probe.example\"" <<<"$out" || fail "wrong password verdict: $out"
+grep -q "realm is \"probe.example\", not \"other.example\"" <<<"$out" || fail "wrong realm verdict: $out"
+pass "wrong password and realm: exit 1, $(tail -1 <<<"$out")"
+
+run_probe 1 turn "turn:127.0.0.1:$PORT" --secret not-the-secret
+grep -q "REST shared secret differs" <<<"$out" || fail "wrong secret verdict: $out"
+pass "wrong REST secret: exit 1"
+
+run_probe 1 turn "turns:127.0.0.1:$TPORT" --user ninefingers --password youhavetoberealistic
+grep -q "certificate not accepted" <<<"$out" || fail "untrusted certificate verdict: $out"
+pass "untrusted certificate: exit 1, $(tail -1 <<<"$out")"
+run_probe 1 turn "turns:localhost:$TPORT" --user ninefingers --password youhavetoberealistic --ca "$WORK/ferry-probe.crt"
+grep -q "mismatch: the certificate does not name localhost" <<<"$out" || fail "name mismatch verdict: $out"
+pass "TLS name mismatch: exit 1, $(tail -1 <<<"$out")"
+
+CLOSED=$(free_port)
+run_probe 3 turn "turn:127.0.0.1:$CLOSED" --user a --password b --timeout 1500
+grep -q "nothing listens on UDP" <<<"$out" || fail "closed UDP port verdict: $out"
+run_probe 3 stun "turn:127.0.0.1:$CLOSED?transport=tcp"
+grep -q "connection refused" <<<"$out" || fail "closed TCP port verdict: $out"
+pass "closed port over UDP and TCP: exit 3, $(tail -1 <<<"$out")"
+
+run_probe 2 turn "turn:127.0.0.1:$PORT" --user only-a-user
+run_probe 2 turn "ftp://127.0.0.1"
+run_probe 2 frobnicate "stun:127.0.0.1:$PORT"
+pass "usage errors: exit 2"
+stop_ferry
+
+# The same ferry without loopback peers allowed: CreatePermission gets 403 from the peer policy.
+sed -i '/allowed_peer_ranges/d' "$WORK/ferry.yaml"
+start_ferry "$WORK/ferry.yaml"
+run_probe 1 turn "turn:127.0.0.1:$PORT" --user ninefingers --password youhavetoberealistic
+grep -q "403 Forbidden for peer 127.0.0.1: the server's peer policy refuses" <<<"$out" || fail "refused peer verdict: $out"
+pass "refused peer: exit 1, $(tail -1 <<<"$out")"
+stop_ferry
