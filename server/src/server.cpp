@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -39,7 +40,8 @@ private:
     void watchdog_tick();
     std::string status() const;
     asio::awaitable<admin::http_response> serve_admin(admin::http_request req);
-    asio::awaitable<std::vector<worker_snapshot>> gather(bool per_user);
+    /// Every worker's snapshot, or nullopt when one has not answered within 2 s.
+    asio::awaitable<std::optional<std::vector<worker_snapshot>>> gather(bool per_user);
 
     config running_;
     std::string path_;
@@ -198,9 +200,11 @@ void process::reload() {
     }
     const auto users = next.turn.users.size();
     const auto secrets = next.turn.static_auth_secrets.size();
+    // With TURN running, a file without any user or secret left revokes every allocation (and
+    // answers every later request 401); TURN itself starts only with a restart.
     std::shared_ptr<const turn_runtime> runtime;
-    if (turn_ && next.turn.enabled()) runtime = build_runtime(next);
-    else if (!turn_ && next.turn.enabled()) next.turn = running_.turn;
+    if (turn_) runtime = build_runtime(next);
+    else next.turn = running_.turn;
     for (auto& w : workers_) {
         worker* wp = w.get();
         wp->post([wp, runtime, limits = next.limits] { wp->reconfigure(runtime, limits); });
@@ -291,7 +295,7 @@ std::string process::status() const {
                        allocations == 1 ? "" : "s", connections_->total(), connections_->total() == 1 ? "" : "s");
 }
 
-asio::awaitable<std::vector<worker_snapshot>> process::gather(bool per_user) {
+asio::awaitable<std::optional<std::vector<worker_snapshot>>> process::gather(bool per_user) {
     // Each worker copies its own counters on its own thread, so the packet path needs no
     // atomics; the copies come back here, to the main thread.
     struct state {
@@ -314,6 +318,8 @@ asio::awaitable<std::vector<worker_snapshot>> process::gather(bool per_user) {
     }
     s->timer.expires_after(std::chrono::seconds(2));
     co_await s->timer.async_wait(use_tuple);
+    // Partial sums would look like counter resets to Prometheus: better no scrape than a wrong one.
+    if (s->remaining != 0) co_return std::nullopt;
     co_return std::move(s->out);
 }
 
@@ -328,6 +334,12 @@ asio::awaitable<admin::http_response> process::serve_admin(admin::http_request r
     } else if (req.path == "/metrics") {
         const bool per_user = running_.admin.per_user_metrics;
         const auto snaps = co_await gather(per_user);
+        if (!snaps) {
+            log::warn("metrics: a worker did not answer within 2 s; scrape refused");
+            r.status = 503;
+            r.body = "a worker did not answer\n";
+            co_return r;
+        }
         process_facts facts;
         facts.start_time = start_time_;
         facts.ready = !draining_ && !stopping_;
@@ -336,7 +348,7 @@ asio::awaitable<admin::http_response> process::serve_admin(admin::http_request r
         facts.reloads_failed = reloads_failed_;
         facts.threads = static_cast<unsigned>(workers_.size());
         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-        r.body = render_metrics(snaps, facts, per_user);
+        r.body = render_metrics(*snaps, facts, per_user);
     } else if (req.path == "/") {
         r.body = "ferry admin: /metrics /healthz /readyz\n";
     } else {

@@ -5,7 +5,10 @@
 #include <algorithm>
 
 #include <fstream>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 using namespace ferry::server;
 
@@ -294,4 +297,74 @@ TEST_CASE("config_keys lists every key the loader accepts, and the loader refuse
     CHECK(std::find(keys.begin(), keys.end(), "limits.allocations_total") != keys.end());
     CHECK(std::find(keys.begin(), keys.end(), "turn.users.password") != keys.end());
     for (const auto key : keys) CHECK(key.find(' ') == std::string_view::npos);
+}
+
+namespace {
+
+// The keys conf/ferry.yaml shows, set or in commented-out examples: "key:" at the start of a
+// line (after its indentation, a "# " that comments it out, or a list item's "- "), nested by
+// column. Prose comments do not match: their words are not lower-case identifiers.
+std::set<std::string> keys_in_yaml(const std::string& path) {
+    std::ifstream in(path);
+    REQUIRE(in.good());
+    std::set<std::string> keys;
+    std::vector<std::pair<std::size_t, std::string>> parents; // column, key
+    std::string line;
+    while (std::getline(in, line)) {
+        const auto first = line.find_first_not_of(' ');
+        if (first == std::string::npos) continue;
+        if (line[first] == '#') line.erase(first, line.compare(first, 2, "# ") == 0 ? 2 : 1);
+        else if (const auto hash = line.find(" #"); hash != std::string::npos) line.resize(hash);
+        auto col = line.find_first_not_of(' ');
+        if (col == std::string::npos) continue;
+        if (line.compare(col, 2, "- ") == 0) col = line.find_first_not_of(' ', col + 2);
+        const auto colon = line.find(':', col);
+        if (col == std::string::npos || colon == std::string::npos || colon == col) continue;
+        if (colon + 1 < line.size() && line[colon + 1] != ' ') continue;
+        const auto key = line.substr(col, colon - col);
+        if (!std::all_of(key.begin(), key.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }))
+            continue;
+        while (!parents.empty() && parents.back().first >= col) parents.pop_back();
+        std::string dotted;
+        for (const auto& p : parents) dotted += p.second + ".";
+        keys.insert(dotted + key);
+        parents.emplace_back(col, key);
+    }
+    return keys;
+}
+
+// The keys of the README's configuration reference: the first `code` of each table row in the
+// section "## Configuration reference".
+std::set<std::string> keys_in_readme(const std::string& path) {
+    std::ifstream in(path);
+    REQUIRE(in.good());
+    std::set<std::string> keys;
+    std::string line;
+    bool inside = false;
+    while (std::getline(in, line)) {
+        if (line.rfind("## ", 0) == 0) inside = line == "## Configuration reference";
+        if (!inside || line.rfind("| `", 0) != 0) continue;
+        const auto end = line.find('`', 3);
+        if (end != std::string::npos) keys.insert(line.substr(3, end - 3));
+    }
+    return keys;
+}
+
+} // namespace
+
+TEST_CASE("every key the loader knows is in conf/ferry.yaml and in the README's reference, and no other") {
+    const auto keys = config_keys();
+    const std::set<std::string> loader(keys.begin(), keys.end());
+    for (const auto& [what, documented] :
+         {std::pair{std::string("conf/ferry.yaml"), keys_in_yaml(FERRY_SOURCE_DIR "/conf/ferry.yaml")},
+          std::pair{std::string("README.md"), keys_in_readme(FERRY_SOURCE_DIR "/README.md")}}) {
+        for (const auto& key : loader) {
+            INFO(what, " lacks ", key);
+            CHECK(documented.count(key) == 1);
+        }
+        for (const auto& key : documented) {
+            INFO(what, " documents ", key, ", which the loader does not know");
+            CHECK(loader.count(key) == 1);
+        }
+    }
 }

@@ -51,6 +51,17 @@ TEST_CASE("reload: removing the user ends its allocations at once, and nobody el
     CHECK(f.code() == 401);
 }
 
+TEST_CASE("reload: removing the last user ends every allocation, and answers every later Allocate 401") {
+    turn_fixture f;
+    f.allocate();
+    REQUIRE(f.turn->allocations() == 1);
+    CHECK(f.turn->reconfigure(runtime_with({})) == 1);
+    CHECK(f.turn->allocations() == 0);
+    f.new_port();
+    REQUIRE(f.send(f.build(method::allocate, [](message_writer& w) { requested_transport{}.encode(w); })));
+    CHECK(f.code() == 401);
+}
+
 TEST_CASE("reload: a changed password applies to the later requests of an existing allocation") {
     turn_fixture f;
     f.allocate();
@@ -195,4 +206,11 @@ TEST_CASE("restart_needed names what a reload cannot change, and nothing else") 
     b.threads = 3;
     const auto keys = restart_needed(a, b);
     CHECK(keys == std::vector<std::string>{"threads", "listen"});
+    // Removing every credential applies live (it revokes everything); adding the first one to a
+    // server started without TURN needs a restart, since no relay was set up.
+    config none = a;
+    none.turn.users.clear();
+    CHECK(restart_needed(a, none).empty());
+    CHECK(restart_needed(none, a).size() == 1);
+    CHECK(restart_needed(none, a)[0].rfind("turn", 0) == 0);
 }
