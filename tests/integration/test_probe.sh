@@ -17,6 +17,7 @@ listen:
   - address: 127.0.0.1
     port: $TPORT
     transports: [tls]
+$(have_ipv6 && printf '  - address: "::1"\n    port: %s\n' "$PORT")
 nat_discovery:
   alternate_address: 127.0.0.2
   alternate_port: $ALT
@@ -29,7 +30,7 @@ turn:
     - name: ninefingers
       password: youhavetoberealistic
   static_auth_secrets: [north-south-east-west]
-  allowed_peer_ranges: [127.0.0.0/8]
+  allowed_peer_ranges: [127.0.0.0/8, "::1/128"]
 YAML
 start_ferry "$WORK/ferry.yaml"
 
@@ -68,10 +69,26 @@ for url in "turn:127.0.0.1:$PORT" "turn:127.0.0.1:$PORT?transport=tcp" "turns:12
     pass "turn $url: $steps, relayed $(json_field relayed_address)"
 done
 grep -q "TLSv1.3" <<<"$out" || fail "turns: no TLS version in the connect step: $out"
+if have_ipv6; then
+    run_probe 0 turn "turn:[::1]:$PORT" --user ninefingers --password youhavetoberealistic --json
+    grep -q '^\[::1\]:' <<<"$(json_field relayed_address)" || fail "turn over IPv6: relay not IPv6: $out"
+    pass "turn over IPv6: relayed $(json_field relayed_address), data both ways"
+fi
 # The release ended the allocation (ferry's usage record says so), with data counted both ways.
-grep "allocation ended" "$WORK/ferry.log" | grep -q "user=ninefingers.*reason=deleted" ||
-    fail "no usage record of the probe's released allocation"
-pass "the probe's allocations were released (usage records with reason deleted)"
+# Each probe relays 36 bytes out and back twice (Send/Data, then ChannelData).
+records=$(grep "allocation ended" "$WORK/ferry.log" |
+    grep -c "user=ninefingers .*to_peer_packets=2 to_peer_bytes=72 to_client_packets=2 to_client_bytes=72 reason=deleted" || true)
+[ "$records" -ge 3 ] || fail "expected usage records of the released probes: $(grep 'allocation ended' "$WORK/ferry.log")"
+pass "the probe's $records allocations were released; usage records count 2 packets, 72 bytes each way"
+
+# An external echo peer (coturn's turnutils_peer) instead of the probe's own.
+PEER=$(free_port)
+turnutils_peer -L 127.0.0.1 -p "$PEER" >"$WORK/peer.log" 2>&1 &
+PIDS+=($!)
+sleep 0.3
+run_probe 0 turn "turn:127.0.0.1:$PORT" --user ninefingers --password youhavetoberealistic --peer "127.0.0.1:$PEER"
+grep -q "echo peer 127.0.0.1:$PEER (given)" <<<"$out" && grep -q "channel-data .*ok" <<<"$out" || fail "--peer: $out"
+pass "turn with an external echo peer (turnutils_peer)"
 
 run_probe 0 turn "turn:127.0.0.1:$PORT" --secret north-south-east-west --user probe-test
 grep -q "rest username: *[0-9]*:probe-test" <<<"$out" || fail "REST: no minted user name: $out"

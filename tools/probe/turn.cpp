@@ -190,7 +190,12 @@ int run_turn(const server_url& url, const options& o) {
                c->local().to_string() + " -> " + c->remote().to_string() + (tls.empty() ? "" : ", " + tls));
     }
     session s(*c, o.timeout, user, password);
-    const attrs_fn udp_relay = [](message_writer& w) { requested_transport{}.encode(w); };
+    // A relay of our own family, so that our echo peer (on our address) can be its peer.
+    const bool v6 = c->local().ip.family == address_family::ipv6;
+    const attrs_fn udp_relay = [v6](message_writer& w) {
+        requested_transport{}.encode(w);
+        if (v6) requested_address_family{0x02}.encode(w);
+    };
 
     // 1. An unsigned Allocate: the server answers 401 with its REALM and a NONCE.
     start = now();

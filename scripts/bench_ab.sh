@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Two ferry binaries on the same relay workloads, in alternating order, in one run: what a change
+# costs per relayed packet. The candidate serves its admin endpoint (on by default) and is
+# scraped once a second during every workload, as a busy Prometheus would; a baseline without
+# one is not. Prints each figure's median over the rounds and the ratio candidate/baseline.
+#
+#   ./scripts/bench_ab.sh BASELINE_FERRY [CANDIDATE_FERRY]    (candidate: build/release/server/ferry)
+#   BENCH_ROUNDS=5 BENCH_SECONDS=5 ./scripts/bench_ab.sh /tmp/base/build/release/server/ferry
+#
+# The config uses only keys every ferry since the TURN release knows. Everything runs on
+# loopback, bounded in time; only processes it started are stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 1 ] || { echo "usage: $0 BASELINE_FERRY [CANDIDATE_FERRY]"; exit 2; }
+BASELINE=$1
+CANDIDATE=${2:-build/release/server/ferry}
+ROUNDS=${BENCH_ROUNDS:-5}
+SECS=${BENCH_SECONDS:-5}
+LOAD=build/release/tools/ferry-load
+for b in "$BASELINE" "$CANDIDATE" "$LOAD"; do [ -x "$b" ] || { echo "bench_ab: $b is not built"; exit 1; }; done
+
+WORK=$(mktemp -d)
+SERVER_PID=""
+ECHO_PID=""
+SCRAPE_PID=""
+cleanup() {
+    for p in $SCRAPE_PID $SERVER_PID $ECHO_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+TICKS=$(getconf CLK_TCK)
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+free_port() { python3 tests/integration/free_port.py "${1:-1}"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+PORT=$(free_port)
+ECHO_PORT=$(free_port)
+cat >"$WORK/ferry.yaml" <<YAML
+threads: auto
+listen:
+  - address: 127.0.0.1
+    port: $PORT
+    transports: [udp]
+turn:
+  realm: bench
+  users:
+    - name: load
+      password: load
+  allowed_peer_ranges: [127.0.0.0/8]
+limits:
+  allocations_per_user: 0
+  allocations_total: 0
+log:
+  level: warn
+YAML
+"$LOAD" echo --bind "127.0.0.1:$ECHO_PORT" --seconds 900 >"$WORK/echo.out" 2>&1 &
+ECHO_PID=$!
+
+run() { # NAME BINARY
+    "$2" --config "$WORK/ferry.yaml" >"$WORK/ferry.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 50); do
+        "$LOAD" binding --server "127.0.0.1:$PORT" --sockets 1 --window 1 --seconds 0.2 2>/dev/null |
+            grep -q "received=[1-9]" && break
+        sleep 0.1
+    done
+    # A scrape a second for as long as the server runs (the baseline's admin port, if any, is
+    # the same default; curl's failures are ignored).
+    (for _ in $(seq 900); do curl -s -o /dev/null --max-time 2 http://127.0.0.1:9641/metrics || true; sleep 1; done) &
+    SCRAPE_PID=$!
+    local payload mode before after out received
+    for payload in 100 1200; do
+        for mode in channel send; do
+            before=$(cpu_ticks "$SERVER_PID")
+            out=$("$LOAD" relay --server "127.0.0.1:$PORT" --peer "127.0.0.1:$ECHO_PORT" --sockets 16 --window 8 \
+                --payload "$payload" $([ "$mode" = send ] && echo --send) --seconds "$SECS")
+            after=$(cpu_ticks "$SERVER_PID")
+            received=$(field received "$out")
+            printf '%s\t%s\t%s\n' "$1" "relay $mode ${payload}B CPU us/packet" \
+                "$(python3 -c "print(($after - $before) / $TICKS * 1e6 / ($received * 2))")" >>"$RESULTS"
+            printf '%s\t%s\t%s\n' "$1" "relay $mode ${payload}B round trips/s" "$(field rate_per_s "$out")" >>"$RESULTS"
+        done
+    done
+    kill "$SCRAPE_PID"; wait "$SCRAPE_PID" 2>/dev/null || true; SCRAPE_PID=""
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+}
+
+echo "bench_ab: baseline $BASELINE, candidate $CANDIDATE: $ROUNDS rounds of ${SECS}s workloads, $(date -u +%Y-%m-%d)"
+for round in $(seq "$ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then order="baseline candidate"; else order="candidate baseline"; fi
+    for who in $order; do
+        echo "round $round: $who" >&2
+        if [ "$who" = baseline ]; then run baseline "$BASELINE"; else run candidate "$CANDIDATE"; fi
+    done
+done
+
+python3 - "$RESULTS" <<'PY'
+import collections, statistics, sys
+rows = collections.defaultdict(lambda: collections.defaultdict(list))
+order = []
+for line in open(sys.argv[1]):
+    who, metric, value = line.rstrip("\n").split("\t")
+    if metric not in order:
+        order.append(metric)
+    rows[metric][who].append(float(value))
+print(f"{'figure (median; min-max)':40} {'baseline':>22} {'candidate':>22} {'cand/base':>10}")
+for metric in order:
+    b, c = rows[metric]["baseline"], rows[metric]["candidate"]
+    fmt = lambda v: f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})"
+    print(f"{metric:40} {fmt(b):>22} {fmt(c):>22} {statistics.median(c) / statistics.median(b):10.2f}")
+PY
