@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Two ferry binaries on the same relay workloads, in alternating order, in one run: what a change
-# costs per relayed packet. The candidate serves its admin endpoint (on by default) and is
-# scraped once a second during every workload, as a busy Prometheus would; a baseline without
-# one is not. Prints each figure's median over the rounds and the ratio candidate/baseline.
+# costs per relayed packet, and in memory with 10,000 allocations held. The candidate serves its
+# admin endpoint (on by default) and is scraped once a second during every workload, as a busy
+# Prometheus would; a baseline without one is not. Prints each figure's median over the rounds
+# (with the range) and the ratio candidate/baseline.
 #
 #   ./scripts/bench_ab.sh BASELINE_FERRY [CANDIDATE_FERRY]    (candidate: build/release/server/ferry)
 #   BENCH_ROUNDS=5 BENCH_SECONDS=5 ./scripts/bench_ab.sh /tmp/base/build/release/server/ferry
@@ -33,6 +34,7 @@ RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 free_port() { python3 tests/integration/free_port.py "${1:-1}"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 PORT=$(free_port)
@@ -59,13 +61,7 @@ YAML
 ECHO_PID=$!
 
 run() { # NAME BINARY
-    "$2" --config "$WORK/ferry.yaml" >"$WORK/ferry.log" 2>&1 &
-    SERVER_PID=$!
-    for _ in $(seq 50); do
-        "$LOAD" binding --server "127.0.0.1:$PORT" --sockets 1 --window 1 --seconds 0.2 2>/dev/null |
-            grep -q "received=[1-9]" && break
-        sleep 0.1
-    done
+    start "$2"
     # A scrape a second for as long as the server runs (the baseline's admin port, if any, is
     # the same default; curl's failures are ignored).
     (for _ in $(seq 900); do curl -s -o /dev/null --max-time 2 http://127.0.0.1:9641/metrics || true; sleep 1; done) &
@@ -84,6 +80,43 @@ run() { # NAME BINARY
         done
     done
     kill "$SCRAPE_PID"; wait "$SCRAPE_PID" 2>/dev/null || true; SCRAPE_PID=""
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+    hold "$1" "$2" 10000
+}
+
+start() { # BINARY
+    "$1" --config "$WORK/ferry.yaml" >"$WORK/ferry.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 50); do
+        "$LOAD" binding --server "127.0.0.1:$PORT" --sockets 1 --window 1 --seconds 0.2 2>/dev/null |
+            grep -q "received=[1-9]" && return 0
+        sleep 0.1
+    done
+    echo "bench_ab: $1 did not start"; exit 1
+}
+
+# hold NAME BINARY N: a fresh server holding N allocations: its RSS, and for a server with an
+# admin endpoint, one scrape's latency and the RSS after it.
+hold() {
+    start "$2"
+    local base rss ms after
+    base=$(rss_kb "$SERVER_PID")
+    "$LOAD" hold --server "127.0.0.1:$PORT" --sockets "$3" --seconds 3 >"$WORK/hold.out" 2>&1 &
+    local hold_pid=$!
+    for _ in $(seq 300); do grep -q "^ready" "$WORK/hold.out" && break; sleep 0.1; done
+    grep -q "^ready" "$WORK/hold.out" || { echo "bench_ab: hold did not get ready: $(cat "$WORK/hold.out")"; exit 1; }
+    sleep 1
+    rss=$(rss_kb "$SERVER_PID")
+    printf '%s\t%s\t%s\n' "$1" "hold $3: RSS KiB" "$rss" >>"$RESULTS"
+    printf '%s\t%s\t%s\n' "$1" "hold $3: bytes/allocation" "$(( (rss - base) * 1024 / $3 ))" >>"$RESULTS"
+    if ms=$(curl -sf -o "$WORK/metrics.txt" -w '%{time_total}' http://127.0.0.1:9641/metrics); then
+        grep -q "^ferry_allocations{transport=\"udp\",family=\"ipv4\"} $3\$" "$WORK/metrics.txt" ||
+            { echo "bench_ab: /metrics does not count $3 allocations"; exit 1; }
+        after=$(rss_kb "$SERVER_PID")
+        printf '%s\t%s\t%s\n' "$1" "hold $3: /metrics scrape ms" "$(python3 -c "print($ms * 1000)")" >>"$RESULTS"
+        printf '%s\t%s\t%s\n' "$1" "hold $3: RSS KiB after a scrape" "$after" >>"$RESULTS"
+    fi
+    wait "$hold_pid"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 }
 
@@ -108,6 +141,7 @@ for line in open(sys.argv[1]):
 print(f"{'figure (median; min-max)':40} {'baseline':>22} {'candidate':>22} {'cand/base':>10}")
 for metric in order:
     b, c = rows[metric]["baseline"], rows[metric]["candidate"]
-    fmt = lambda v: f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})"
-    print(f"{metric:40} {fmt(b):>22} {fmt(c):>22} {statistics.median(c) / statistics.median(b):10.2f}")
+    fmt = lambda v: f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" if v else "-"
+    ratio = f"{statistics.median(c) / statistics.median(b):10.2f}" if b and c else f"{'-':>10}"
+    print(f"{metric:40} {fmt(b):>22} {fmt(c):>22} {ratio}")
 PY

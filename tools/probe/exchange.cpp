@@ -137,4 +137,22 @@ std::string no_answer_verdict(const server_url& url, const connection& c, millis
            std::string(seconds) + " s: is this a STUN/TURN port, with the right transport (turns: for TLS)?";
 }
 
+std::unique_ptr<connection> open_connection(report& r, const server_url& url, const options& o, int& failed) {
+    failure why;
+    const auto start = now();
+    auto c = connection::open(url, o.timeout, o.ca, o.insecure, why);
+    if (!c) {
+        r.step("connect", false, ms_since(start), why.what);
+        const auto [code, verdict] = connect_verdict(url, why);
+        failed = r.finish(code, verdict);
+        return nullptr;
+    }
+    if (url.via != wire::udp) {
+        const auto tls = c->tls_summary();
+        r.step("connect", true, ms_since(start),
+               c->local().to_string() + " -> " + c->remote().to_string() + (tls.empty() ? "" : ", " + tls));
+    }
+    return c;
+}
+
 } // namespace ferry::probe

@@ -91,4 +91,9 @@ std::string no_answer_verdict(const server_url& url, const connection& c, std::c
 
 std::string url_text(const server_url& url);
 
+/// Opens the connection for a command, reporting a "connect" step for TCP and TLS. On failure
+/// the report is finished with the verdict, its exit code is left in `failed`, and nullptr
+/// comes back.
+std::unique_ptr<connection> open_connection(report& r, const server_url& url, const options& o, int& failed);
+
 } // namespace ferry::probe

@@ -34,21 +34,11 @@ std::optional<transport_address> mapped_of(const message_view& m) {
 
 int run_stun(const server_url& url, const options& o) {
     report r("stun", url_text(url), o.json);
-    failure why;
-    auto start = now();
-    auto c = connection::open(url, o.timeout, o.ca, o.insecure, why);
-    if (!c) {
-        r.step("connect", false, ms_since(start), why.what);
-        auto [code, verdict] = connect_verdict(url, why);
-        return r.finish(code, verdict);
-    }
-    if (url.via != wire::udp) {
-        const auto tls = c->tls_summary();
-        r.step("connect", true, ms_since(start),
-               c->local().to_string() + " -> " + c->remote().to_string() + (tls.empty() ? "" : ", " + tls));
-    }
+    int failed = exit_ok;
+    auto c = open_connection(r, url, o, failed);
+    if (!c) return failed;
     const auto request = binding_request();
-    start = now();
+    auto start = now();
     const auto got = transact(*c, request, o.timeout);
     if (!got) {
         r.step("binding", false, ms_since(start), "no answer");

@@ -176,19 +176,10 @@ int run_turn(const server_url& url, const options& o) {
         r.fact("rest_username", user);
     }
 
-    failure why;
+    int not_open = exit_ok;
+    auto c = open_connection(r, url, o, not_open);
+    if (!c) return not_open;
     auto start = now();
-    auto c = connection::open(url, o.timeout, o.ca, o.insecure, why);
-    if (!c) {
-        r.step("connect", false, ms_since(start), why.what);
-        auto [code, verdict] = connect_verdict(url, why);
-        return r.finish(code, verdict);
-    }
-    if (url.via != wire::udp) {
-        const auto tls = c->tls_summary();
-        r.step("connect", true, ms_since(start),
-               c->local().to_string() + " -> " + c->remote().to_string() + (tls.empty() ? "" : ", " + tls));
-    }
     session s(*c, o.timeout, user, password);
     // A relay of our own family, so that our echo peer (on our address) can be its peer.
     const bool v6 = c->local().ip.family == address_family::ipv6;
