@@ -57,10 +57,10 @@ limits:
 log:
   level: warn
 YAML
-"$LOAD" echo --bind "127.0.0.1:$ECHO_PORT" --seconds 900 >"$WORK/echo.out" 2>&1 &
-ECHO_PID=$!
 
 run() { # NAME BINARY
+    "$LOAD" echo --bind "127.0.0.1:$ECHO_PORT" --seconds 300 >"$WORK/echo.out" 2>&1 &
+    ECHO_PID=$!
     start "$2"
     # A scrape a second for as long as the server runs (the baseline's admin port, if any, is
     # the same default; curl's failures are ignored).
@@ -74,6 +74,7 @@ run() { # NAME BINARY
                 --payload "$payload" $([ "$mode" = send ] && echo --send) --seconds "$SECS")
             after=$(cpu_ticks "$SERVER_PID")
             received=$(field received "$out")
+            [ "${received:-0}" -gt 0 ] || { echo "bench_ab: $1 relayed nothing: $out"; exit 1; }
             printf '%s\t%s\t%s\n' "$1" "relay $mode ${payload}B CPU us/packet" \
                 "$(python3 -c "print(($after - $before) / $TICKS * 1e6 / ($received * 2))")" >>"$RESULTS"
             printf '%s\t%s\t%s\n' "$1" "relay $mode ${payload}B round trips/s" "$(field rate_per_s "$out")" >>"$RESULTS"
@@ -81,6 +82,7 @@ run() { # NAME BINARY
     done
     kill "$SCRAPE_PID"; wait "$SCRAPE_PID" 2>/dev/null || true; SCRAPE_PID=""
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+    kill "$ECHO_PID"; wait "$ECHO_PID" 2>/dev/null || true; ECHO_PID=""
     hold "$1" "$2" 10000
 }
 
@@ -138,10 +140,11 @@ for line in open(sys.argv[1]):
     if metric not in order:
         order.append(metric)
     rows[metric][who].append(float(value))
-print(f"{'figure (median; min-max)':40} {'baseline':>22} {'candidate':>22} {'cand/base':>10}")
+print(f"{'figure (median; min-max)':40} {'baseline':>26} {'candidate':>26} {'cand/base':>10}")
 for metric in order:
     b, c = rows[metric]["baseline"], rows[metric]["candidate"]
-    fmt = lambda v: f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" if v else "-"
+    num = lambda x: f"{x:.0f}" if abs(x) >= 1000 else f"{x:.2f}"
+    fmt = lambda v: f"{num(statistics.median(v))} ({num(min(v))}-{num(max(v))})" if v else "-"
     ratio = f"{statistics.median(c) / statistics.median(b):10.2f}" if b and c else f"{'-':>10}"
-    print(f"{metric:40} {fmt(b):>22} {fmt(c):>22} {ratio}")
+    print(f"{metric:40} {fmt(b):>26} {fmt(c):>26} {ratio}")
 PY
