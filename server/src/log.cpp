@@ -80,7 +80,7 @@ void event(log_level l, std::string_view what, std::initializer_list<field> fiel
     fmt::memory_buffer buf;
     head(buf, l);
     if (format() == log_format::json) {
-        buf.append(std::string_view(R"("event":")"));
+        buf.append(std::string_view(R"("msg":")"));
         append_json_escaped(buf, what);
         buf.push_back('"');
         for (const auto& f : fields) {

@@ -220,9 +220,15 @@ void process::start_drain() {
     draining_ = true;
     systemd::notify("STOPPING=1");
     const auto held = turn_ ? turn_->shared.total() : 0;
-    if (held == 0 || running_.drain_timeout.count() == 0) {
+    if (held == 0) {
         log::info("received SIGTERM, stopping: no allocations to drain");
         stop_now(end_reason::drained);
+        return;
+    }
+    if (running_.drain_timeout.count() == 0) {
+        log::info("received SIGTERM, stopping now (drain_timeout 0): ending {} allocation{}", held,
+                  held == 1 ? "" : "s");
+        stop_now(end_reason::shutdown);
         return;
     }
     log::info("received SIGTERM: draining {} allocation{} for up to {}s; new Allocates get {}", held,

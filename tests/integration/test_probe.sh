@@ -125,9 +125,23 @@ pass "usage errors: exit 2"
 stop_ferry
 
 # The same ferry without loopback peers allowed: CreatePermission gets 403 from the peer policy.
+# It logs JSON lines this time; the probe's allocation, left behind, ends at the stop.
 sed -i '/allowed_peer_ranges/d' "$WORK/ferry.yaml"
+printf 'log:\n  format: json\n' >>"$WORK/ferry.yaml"
 start_ferry "$WORK/ferry.yaml"
 run_probe 1 turn "turn:127.0.0.1:$PORT" --user ninefingers --password youhavetoberealistic
 grep -q "403 Forbidden for peer 127.0.0.1: the server's peer policy refuses" <<<"$out" || fail "refused peer verdict: $out"
 pass "refused peer: exit 1, $(tail -1 <<<"$out")"
 stop_ferry
+python3 - "$WORK/ferry.log" <<'PY' || fail "JSON log: $(cat "$WORK/ferry.log")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]  # every line must parse
+assert all({"time", "level", "msg"} <= l.keys() for l in lines), "a line lacks time, level or msg"
+ended = [l for l in lines if l["msg"] == "allocation ended"]
+assert len(ended) == 1, ended
+r = ended[0]
+assert r["user"] == "ninefingers" and r["transport"] == "udp" and r["reason"] == "shutdown", r
+assert r["to_peer_packets"] == 0 and r["to_client_bytes"] == 0 and r["tcp_relay"] is False, r
+assert r["relayed"].startswith("127.0.0.1:") and isinstance(r["duration_s"], (int, float)), r
+print(f"ok: log.format json: {len(lines)} lines, each a JSON object; usage record {r}")
+PY

@@ -64,7 +64,7 @@ struct field {
 };
 
 /// A structured event, such as a usage record: text mode writes "what: key=value ...", JSON
-/// mode one object with "event" and every field as a member.
+/// mode one object with "msg" (the event) and every field as a member.
 void event(log_level l, std::string_view what, std::initializer_list<field> fields);
 /// Unix seconds as RFC 3339 UTC ("2026-12-02T21:27:43Z").
 std::string timestamp(std::int64_t unix_seconds);
