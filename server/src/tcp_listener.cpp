@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 namespace ferry::server {
@@ -72,6 +73,7 @@ public:
             return;
         }
         pending_.insert(pending_.end(), bytes.begin(), bytes.end());
+        if constexpr (is_tls) pending_ends_.push_back(pending_.size());
         unsent_.fetch_add(bytes.size(), std::memory_order_relaxed);
         if (!writing_) {
             writing_ = true;
@@ -124,7 +126,24 @@ private:
     asio::awaitable<void> write_loop() {
         while (!pending_.empty() && !closed_) {
             std::swap(pending_, sending_);
-            auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(sending_), use_tuple);
+            std::error_code ec;
+            if constexpr (is_tls) {
+                // One TLS record per message (or per spliced read): clients such as coturn's
+                // turnutils_uclient take each SSL_read as one message, so two messages in one
+                // record would lose the second for them. One write each: asio's SSL stream
+                // joins the buffers of a gather write into one record.
+                std::swap(pending_ends_, sending_ends_);
+                std::size_t begin = 0;
+                for (const auto end : sending_ends_) {
+                    std::tie(ec, std::ignore) = co_await asio::async_write(
+                        socket_, asio::buffer(sending_.data() + begin, end - begin), use_tuple);
+                    if (ec) break;
+                    begin = end;
+                }
+                sending_ends_.clear();
+            } else {
+                std::tie(ec, std::ignore) = co_await asio::async_write(socket_, asio::buffer(sending_), use_tuple);
+            }
             unsent_.fetch_sub(sending_.size(), std::memory_order_relaxed);
             sending_.clear();
             if (partner_ && backlog() <= splice_high_water) partner_->resume();
@@ -277,6 +296,9 @@ private:
     std::vector<std::uint8_t> in_;
     std::vector<std::uint8_t> pending_; ///< queued to send
     std::vector<std::uint8_t> sending_; ///< being written now
+    // TLS: where each queued message ends in pending_ / sending_, so each becomes its own record.
+    std::vector<std::size_t> pending_ends_;
+    std::vector<std::size_t> sending_ends_;
     std::shared_ptr<splice_end> partner_; ///< RFC 6062: the peer connection this one is spliced to
     std::atomic<std::size_t> unsent_{0};  ///< queued bytes, for the partner's reader
     bool writing_ = false;
