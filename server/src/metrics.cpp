@@ -47,6 +47,7 @@ std::string render_metrics(std::span<const worker_snapshot> workers, const proce
     for (const auto& w : workers) {
         t.handler.requests += w.handler.requests;
         t.handler.dropped += w.handler.dropped;
+        t.send_failures += w.send_failures;
         for (std::size_t m = 0; m < counted_methods.size(); ++m)
             for (std::size_t c = 0; c < counted_codes.size(); ++c) t.handler.responses[m][c] += w.handler.responses[m][c];
         const auto& s = w.turn;
@@ -151,12 +152,14 @@ std::string render_metrics(std::span<const worker_snapshot> workers, const proce
     e.family("ferry_dropped_total", "counter",
              "Packets and requests dropped or refused, by reason: no_permission (relayed data without a "
              "permission), peer_refused (peer policy, 403), quota (486/508 by a limit), malformed (not STUN, "
-             "bad FINGERPRINT, stray responses), amplification (unauthenticated requests too small to answer)");
+             "bad FINGERPRINT, stray responses), amplification (unauthenticated requests too small to answer), "
+             "send_failed (UDP datagrams the kernel refused: a full socket buffer, an unreachable destination)");
     e.sample("ferry_dropped_total", {{"reason", "no_permission"}}, t.turn.dropped_no_permission);
     e.sample("ferry_dropped_total", {{"reason", "peer_refused"}}, t.turn.peer_refused);
     e.sample("ferry_dropped_total", {{"reason", "quota"}}, t.turn.quota_refused);
     e.sample("ferry_dropped_total", {{"reason", "malformed"}}, t.handler.dropped);
     e.sample("ferry_dropped_total", {{"reason", "amplification"}}, t.turn.amplification_dropped);
+    e.sample("ferry_dropped_total", {{"reason", "send_failed"}}, t.send_failures);
 
     constexpr std::array<std::string_view, 3> kinds = {"tcp", "tls", "dtls"};
     e.family("ferry_connections", "gauge", "Client connections now (TCP, TLS, DTLS sessions)");

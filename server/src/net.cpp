@@ -90,7 +90,23 @@ int close_keeping_errno(int fd) {
     return -1;
 }
 
+/// Asks for `bytes` of receive and send buffer: SO_*BUFFORCE where ferry may (CAP_NET_ADMIN),
+/// else as much as net.core.rmem_max / wmem_max allow. Best effort; never fails.
+void size_buffers(int fd, int bytes) {
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0)
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) != 0)
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+}
+
 } // namespace
+
+int receive_buffer_bytes(int fd) {
+    int value = 0;
+    socklen_t len = sizeof value;
+    ::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, &len);
+    return value / 2; // the kernel reports twice what it accounts for payload
+}
 
 void ensure_unused(const transport_address& a, int type) {
     ::close(open_socket(a, type, false));
@@ -98,6 +114,7 @@ void ensure_unused(const transport_address& a, int type) {
 
 int bind_udp(const transport_address& a) {
     const int fd = open_socket(a, SOCK_DGRAM);
+    size_buffers(fd, udp_listener_buffer_bytes);
     if (a.ip.is_unspecified()) {
         const int one = 1;
         if (a.ip.family == address_family::ipv4)
@@ -122,6 +139,7 @@ int bind_relay(const transport_address& a, bool dont_fragment) {
             ::setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof one);
         }
     }
+    size_buffers(fd, relay_buffer_bytes);
     sockaddr_storage ss;
     const auto len = to_sockaddr(a, ss);
     if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return close_keeping_errno(fd);

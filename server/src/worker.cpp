@@ -79,8 +79,15 @@ worker::~worker() {
 
 void worker::add_udp(const protocol::transport_address& a, const nat_identity* nat, nat_set* set) {
     if (index_ == 0) net::ensure_unused(a, SOCK_DGRAM);
-    udp_.push_back(std::make_unique<udp_listener>(io_, net::bind_udp(a), a, handler_, batch_,
-                                                  turn_.get(), sink_));
+    const int fd = net::bind_udp(a);
+    if (index_ == 0 && udp_.empty()) {
+        const int got = net::receive_buffer_bytes(fd);
+        if (got < net::udp_listener_buffer_bytes / 2)
+            log::warn("UDP socket buffers are {} KiB, not the {} KiB asked for (net.core.rmem_max, wmem_max): a "
+                      "burst of large datagrams during a stall may overflow them; raise both sysctls",
+                      got / 1024, net::udp_listener_buffer_bytes / 1024);
+    }
+    udp_.push_back(std::make_unique<udp_listener>(io_, fd, a, handler_, batch_, turn_.get(), sink_));
     if (set != nullptr) {
         udp_.back()->join_nat_set(nat, &set->sockets);
         set->sockets[nat->ip][nat->port] = udp_.back().get();
@@ -134,6 +141,7 @@ worker_snapshot worker::snapshot(bool per_user) const {
     worker_snapshot s;
     s.handler = handler_.stats();
     s.connections = conns_;
+    s.send_failures = batch_.send_errors();
     if (turn_) {
         s.turn = turn_->stats();
         turn_->gauges(s.gauges, per_user);

@@ -16,6 +16,15 @@ protocol::transport_address from_sockaddr(const sockaddr_storage& s);
 /// From an Asio endpoint's raw sockaddr (`data`, `size`).
 protocol::transport_address from_raw(const void* data, std::size_t size);
 
+/// Socket buffers asked for (a cap the kernel charges as datagrams queue, not memory taken up
+/// front): a worker's listener socket carries every client of that worker, so a stall of a few
+/// milliseconds under bursts of large datagrams must not overflow it; a relay socket carries
+/// one allocation. Without CAP_NET_ADMIN, net.core.rmem_max / wmem_max cap them.
+inline constexpr int udp_listener_buffer_bytes = 4 << 20;
+inline constexpr int relay_buffer_bytes = 1 << 20;
+/// The receive buffer a socket got (what the kernel accounts for payload).
+int receive_buffer_bytes(int fd);
+
 /// A non-blocking UDP socket bound to `a` with SO_REUSEPORT (IPV6_V6ONLY for IPv6). On a
 /// wildcard address it also asks for IP_PKTINFO / IPV6_RECVPKTINFO, so replies leave from the
 /// address the request arrived at. Throws std::system_error naming the address.

@@ -39,6 +39,7 @@ struct worker_snapshot {
     turn_stats turn;
     turn_gauges gauges;
     connection_counts connections;
+    std::uint64_t send_failures = 0; ///< UDP datagrams the kernel refused (buffer full, unreachable)
 };
 
 /// A worker's io_context, whose pending work can be destroyed ahead of the context itself:
