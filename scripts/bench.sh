@@ -13,6 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${BENCH_ROUNDS:-3}
 SECS=${BENCH_SECONDS:-5}
+CALLS=${BENCH_CALLS:-2000}                 # allocations of the production-shape workload
+CALLS_SECONDS=${BENCH_CALLS_SECONDS:-10}   # its data phase
 LOAD=build/release/tools/ferry-load
 FERRY=build/release/server/ferry
 if [ ! -x "$LOAD" ] || [ ! -x "$FERRY" ]; then
@@ -112,6 +114,27 @@ measure() {
     record "$server" "$round" "$metric load-generator CPU s" "$(field load_cpu_s "$out")"
 }
 
+# calls SERVER ROUND: the production shape (ferry-load calls): CALLS allocations, each with its
+# own echo peer port, each sending 10 ChannelData packets of 100 bytes a second, open loop; the
+# server's CPU over the data phase only, and the load tools' own CPU beside it.
+calls() {
+    local first out
+    first=$(free_port "$CALLS")
+    "$LOAD" echo --bind "127.0.0.1:$first" --ports "$CALLS" --seconds 120 >"$WORK/echo-calls.out" 2>&1 &
+    local echo_pid=$!
+    for _ in $(seq 50); do grep -q "^echo ready" "$WORK/echo-calls.out" && break; sleep 0.1; done
+    out=$("$LOAD" calls --server "127.0.0.1:$PORT" --peer "127.0.0.1:$first" --sockets "$CALLS" --rate 10 \
+        --payload 100 --seconds "$CALLS_SECONDS" --setup-rate 500 --server-pid "$SERVER_PID" --echo-pid "$echo_pid")
+    kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true
+    local label="calls $CALLS x 10 pps"
+    record "$1" "$2" "$label server CPU us/packet" "$(field server_us_per_packet "$out")"
+    record "$1" "$2" "$label loss %" "$(field loss_pct "$out")"
+    record "$1" "$2" "$label p50 us" "$(field p50_us "$out")"
+    record "$1" "$2" "$label p99 us" "$(field p99_us "$out")"
+    record "$1" "$2" "$label load-generator CPU s" "$(field load_cpu_s "$out")"
+    record "$1" "$2" "$label echo peer CPU s" "$(field echo_cpu_s "$out")"
+}
+
 hold() { # SERVER ROUND N
     local base out
     base=$(rss_kb "$SERVER_PID")
@@ -155,6 +178,7 @@ run_server() { # NAME ROUND
         measure "$1" "$2" "relay ChannelData ${payload}B" 2 relay --server "$s" --peer "$peer" --sockets 16 --window 8 --payload "$payload" --seconds "$SECS"
         measure "$1" "$2" "relay Send ${payload}B" 2 relay --server "$s" --peer "$peer" --sockets 16 --window 8 --payload "$payload" --send --seconds "$SECS"
     done
+    calls "$1" "$2"
     # Light-load latency here is mostly where the scheduler puts four processes on two shared
     # vCPUs, and one host stall can move a p99: three runs per round, each recorded.
     for _ in 1 2 3; do

@@ -40,6 +40,33 @@ struct turn_options {
     std::string trace;                ///< file for one line per round trip, if set
 };
 
+/// The production-shape workload (ferry-load calls): many allocations at call rates.
+struct calls_options {
+    double rate = 10;                ///< packets per second per allocation
+    double setup_rate = 1000;        ///< allocations set up per second at most
+    unsigned setup_limit_seconds = 120;
+    int server_pid = 0;              ///< read its CPU over the data phase, if given
+    int echo_pid = 0;
+};
+struct calls_result {
+    std::uint64_t sent = 0;
+    std::uint64_t received = 0;
+    std::uint64_t bad = 0;
+    std::uint64_t lost = 0;
+    double seconds = 0;       ///< the data phase
+    double setup_seconds = 0;
+    double load_cpu = 0;      ///< this process, data phase
+    double server_cpu = 0;    ///< the server, data phase (0 without --server-pid)
+    double echo_cpu = 0;      ///< the echo peer, data phase (0 without --echo-pid)
+    std::uint32_t p50_us = 0; ///< round trip, send stamp to the kernel's receive timestamp
+    std::uint32_t p99_us = 0;
+};
+/// `ports` echo sockets on first.port, first.port + 1, ...; epoll, until `seconds` pass.
+int run_echo_ports(const protocol::transport_address& first, unsigned ports, double seconds);
+/// o.sockets allocations, allocation i bound by channel 0x4000 to t.peer with port + i.
+calls_result run_calls(const options& o, const turn_options& t, const calls_options& c);
+void print_calls(const options& o, const calls_options& c, const calls_result& r);
+
 /// Closed-loop Binding requests; every answer is parsed and its XOR-MAPPED-ADDRESS checked.
 result run_binding(const options& o);
 /// Reflects every datagram to its sender until `seconds` pass.

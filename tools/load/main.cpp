@@ -2,11 +2,14 @@
 // recvmmsg/sendmmsg. Every workload stops after --seconds (at most 600).
 //
 //   ferry-load binding  --server IP:PORT [--sockets 64] [--window 4] [--seconds 5] [--max-requests N]
-//   ferry-load echo     --bind IP:PORT [--seconds 60]
+//   ferry-load echo     --bind IP:PORT [--ports N] [--seconds 60]
 //   ferry-load relay    --server IP:PORT --peer IP:PORT [--sockets 16] [--window 8] [--payload 100]
 //                       [--send] [--rate PPS] [--user U --password P] [--seconds 5] [--trace FILE]
 //   ferry-load allocate --server IP:PORT [--user U --password P] [--seconds 5] [--max-requests N]
 //   ferry-load hold     --server IP:PORT --sockets N [--user U --password P] [--seconds 10]
+//   ferry-load calls    --server IP:PORT --peer IP:PORT [--sockets 2000] [--rate 10] [--payload 100]
+//                       [--seconds 10] [--setup-rate 1000] [--server-pid P] [--echo-pid P]
+//                       (production shape: allocation i echoes off peer port PORT + i; see calls.cpp)
 //
 // Prints one line of key=value figures (hold and echo also print a "ready" line first).
 #include "load.hpp"
@@ -37,11 +40,12 @@ namespace {
 
 int usage() {
     std::fprintf(stderr,
-                 "usage: ferry-load binding|relay|allocate|hold --server IP:PORT [options]\n"
-                 "       ferry-load echo --bind IP:PORT [--seconds S]\n"
+                 "usage: ferry-load binding|relay|allocate|hold|calls --server IP:PORT [options]\n"
+                 "       ferry-load echo --bind IP:PORT [--ports N] [--seconds S]\n"
                  "options: --sockets N --window N --seconds S --max-requests N --peer IP:PORT\n"
                  "         --payload BYTES --send --rate PPS --user U --password P\n"
-                 "         --trace FILE (relay: send ms, round trip us, client per line)\n");
+                 "         --trace FILE (relay: send ms, round trip us, client per line)\n"
+                 "calls:   --rate PPS (per allocation) --setup-rate N --server-pid P --echo-pid P\n");
     return 2;
 }
 
@@ -65,6 +69,8 @@ int main(int argc, char** argv) {
     ferry::load::options o;
     ferry::load::turn_options t;
     ferry::protocol::transport_address bind;
+    ferry::load::calls_options c;
+    unsigned ports = 1;
     bool have_server = false, have_peer = false, have_bind = false, sockets_set = false, seconds_set = false;
     for (int i = 2; i < argc; ++i) {
         const std::string_view k = argv[i];
@@ -84,6 +90,10 @@ int main(int argc, char** argv) {
         else if (k == "--payload") t.payload = static_cast<std::size_t>(std::atoi(v));
         else if (k == "--rate") t.rate = std::atof(v);
         else if (k == "--trace") t.trace = v;
+        else if (k == "--ports") ports = static_cast<unsigned>(std::atoi(v));
+        else if (k == "--setup-rate") c.setup_rate = std::atof(v);
+        else if (k == "--server-pid") c.server_pid = std::atoi(v);
+        else if (k == "--echo-pid") c.echo_pid = std::atoi(v);
         else if (k == "--user") t.creds.user = v;
         else if (k == "--password") t.creds.password = v;
         else return usage();
@@ -91,8 +101,25 @@ int main(int argc, char** argv) {
     if (o.window == 0 || o.seconds <= 0 || o.seconds > 600 || t.payload > 1400) return usage();
     try {
         if (workload == "echo") {
-            if (!have_bind) return usage();
+            if (!have_bind || ports == 0 || ports > 20000) return usage();
+            if (ports > 1) {
+                ferry::load::raise_fd_limit();
+                return ferry::load::run_echo_ports(bind, ports, seconds_set ? o.seconds : 60);
+            }
             return ferry::load::run_echo(bind, seconds_set ? o.seconds : 60);
+        }
+        if (workload == "calls") {
+            if (!have_server || !have_peer) return usage();
+            if (!sockets_set) o.sockets = 2000;
+            if (!seconds_set) o.seconds = 10;
+            if (t.rate > 0) c.rate = t.rate; // per allocation here
+            if (c.rate <= 0 || c.rate > 1000 || c.setup_rate <= 0 || o.sockets == 0 || o.sockets > 20000 ||
+                t.peer.port + o.sockets - 1 > 65535)
+                return usage();
+            ferry::load::raise_fd_limit();
+            const auto r = ferry::load::run_calls(o, t, c);
+            ferry::load::print_calls(o, c, r);
+            return 0;
         }
         if (!have_server || o.sockets == 0) return usage();
         ferry::load::raise_fd_limit();
