@@ -36,37 +36,55 @@ turnutils_peer "${PEER_ARGS[@]}" -p "$PEER" >"$WORK/peer.log" 2>&1 &
 PIDS+=($!)
 sleep 0.3
 
-# run_uclient NAME ARGS...: 2 clients x 100 messages; zero loss, everything received.
-run_uclient() {
-    local name=$1
+# start_uclient NAME ARGS...: 2 clients x 100 messages in the background; check_uclients waits
+# for every one started and requires zero loss and everything received of each. Most runs are
+# spent in the client's own waiting, so independent runs go side by side.
+UC_NAMES=()
+UC_PIDS=()
+start_uclient() {
+    local n=${#UC_NAMES[@]}
+    UC_NAMES+=("$1")
     shift
-    local out
-    out=$(timeout 60 turnutils_uclient -p "$PORT" -n 100 -l 120 -m 2 -z 5 -r "$PEER" "$@" 2>&1) ||
-        fail "$name: turnutils_uclient exited with an error: $(tail -5 <<<"$out")"
-    grep -q "Total lost packets 0 (0.000000%)" <<<"$out" || fail "$name: packets lost: $(grep -E 'lost|tot_' <<<"$out" | tail -4)"
-    grep -q "tot_send_msgs=200, tot_recv_msgs=200" <<<"$out" || fail "$name: not all messages came back: $(grep tot_ <<<"$out" | tail -2)"
-    pass "$name: 200 sent, 200 received through the relay, 0 lost"
+    timeout 60 turnutils_uclient -p "$PORT" -n 100 -l 120 -m 2 -z 5 -r "$PEER" "$@" >"$WORK/uclient-$n.out" 2>&1 &
+    UC_PIDS+=($!)
+}
+check_uclients() {
+    local k out name
+    for k in "${!UC_PIDS[@]}"; do
+        name=${UC_NAMES[$k]}
+        wait "${UC_PIDS[$k]}" || fail "$name: turnutils_uclient exited with an error: $(tail -5 "$WORK/uclient-$k.out")"
+        out=$(cat "$WORK/uclient-$k.out")
+        grep -q "Total lost packets 0 (0.000000%)" <<<"$out" || fail "$name: packets lost: $(grep -E 'lost|tot_' <<<"$out" | tail -4)"
+        grep -q "tot_send_msgs=200, tot_recv_msgs=200" <<<"$out" || fail "$name: not all messages came back: $(grep tot_ <<<"$out" | tail -2)"
+        pass "$name: 200 sent, 200 received through the relay, 0 lost"
+    done
+    UC_NAMES=()
+    UC_PIDS=()
 }
 
-run_uclient "static credentials, Send/Data" -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
-run_uclient "static credentials, channels" -c -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
-run_uclient "REST credentials (-W), channels" -c -u bayaz -W bloody-nine -e 127.0.0.1 127.0.0.1
-# Datagrams far over the 4 KiB that common traffic uses are relayed whole, both ways. One every
-# 10 ms: the client's own socket holds only about six of them, and a busy machine can stall it
-# longer than six 5-ms intervals (ferry's sockets hold far more).
-run_uclient "30000-byte datagrams, Send/Data" -l 30000 -z 10 -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
-run_uclient "30000-byte datagrams, channels" -c -l 30000 -z 10 -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
+start_uclient "static credentials, Send/Data" -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
+start_uclient "static credentials, channels" -c -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
+start_uclient "REST credentials (-W), channels" -c -u bayaz -W bloody-nine -e 127.0.0.1 127.0.0.1
 if [ -n "$V6" ]; then
-    run_uclient "IPv6, Send/Data" -u ninefingers -w youhavetoberealistic -e ::1 ::1
-    run_uclient "IPv6, channels" -c -u ninefingers -w youhavetoberealistic -e ::1 ::1
+    start_uclient "IPv6, Send/Data" -u ninefingers -w youhavetoberealistic -e ::1 ::1
+    start_uclient "IPv6, channels" -c -u ninefingers -w youhavetoberealistic -e ::1 ::1
 fi
+check_uclients
+# Datagrams far over the 4 KiB that common traffic uses are relayed whole, both ways; one run at
+# a time, one every 10 ms: the client's own socket holds only about six of them, and a busy
+# machine can stall it longer than six 5-ms intervals (ferry's sockets hold far more).
+start_uclient "30000-byte datagrams, Send/Data" -l 30000 -z 10 -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
+check_uclients
+start_uclient "30000-byte datagrams, channels" -c -l 30000 -z 10 -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
+check_uclients
 
-run_uclient "TCP, Send/Data" -t -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
-run_uclient "TCP, channels" -t -c -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
-run_uclient "TCP, REST credentials, channels" -t -c -u bayaz -W logen -e 127.0.0.1 127.0.0.1
+start_uclient "TCP, Send/Data" -t -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
+start_uclient "TCP, channels" -t -c -u ninefingers -w youhavetoberealistic -e 127.0.0.1 127.0.0.1
+start_uclient "TCP, REST credentials, channels" -t -c -u bayaz -W logen -e 127.0.0.1 127.0.0.1
 if [ -n "$V6" ]; then
-    run_uclient "TCP over IPv6, channels" -t -c -u ninefingers -w youhavetoberealistic -e ::1 ::1
+    start_uclient "TCP over IPv6, channels" -t -c -u ninefingers -w youhavetoberealistic -e ::1 ::1
 fi
+check_uclients
 sleep 0.5
 tcp_clients=$(sed -n 's/.*allocation created: .* client \(.*\) over tcp,.*/\1/p' "$WORK/ferry.log")
 [ -n "$tcp_clients" ] || fail "no allocation was made over TCP"
