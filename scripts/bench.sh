@@ -5,7 +5,8 @@
 # /proc/PID/stat around each workload, RSS and descriptors from /proc while allocations are
 # held. It prints each figure's median over the rounds for both servers and the ratio.
 #
-#   ./scripts/bench.sh            (after ./scripts/test.sh has built build/release; about 6 minutes)
+#   ./scripts/bench.sh            (after ./scripts/test.sh has built build/release; about 8 minutes)
+#   BENCH_CALLS=2000 BENCH_CALLS_SECONDS=10: the production-shape workload (ferry-load calls)
 #   BENCH_ROUNDS=3 BENCH_SECONDS=5 ./scripts/bench.sh
 #
 # Everything runs on loopback, bounded in time; only processes it started are stopped.
@@ -178,12 +179,13 @@ run_server() { # NAME ROUND
         measure "$1" "$2" "relay ChannelData ${payload}B" 2 relay --server "$s" --peer "$peer" --sockets 16 --window 8 --payload "$payload" --seconds "$SECS"
         measure "$1" "$2" "relay Send ${payload}B" 2 relay --server "$s" --peer "$peer" --sockets 16 --window 8 --payload "$payload" --send --seconds "$SECS"
     done
-    calls "$1" "$2"
     # Light-load latency here is mostly where the scheduler puts four processes on two shared
     # vCPUs, and one host stall can move a p99: three runs per round, each recorded.
     for _ in 1 2 3; do
         measure "$1" "$2" "latency 1000 pps" 2 relay --server "$s" --peer "$peer" --sockets 16 --payload 100 --rate 1000 --seconds "$SECS"
     done
+    # The production shape last, so the rows above run as they always have.
+    calls "$1" "$2"
     # Memory is measured on a fresh server, so that heap kept from the workloads above (coturn
     # reuses it) does not hide what holding allocations costs.
     stop_server
