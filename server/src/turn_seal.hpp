@@ -1,4 +1,4 @@
-// How turn_handler signs what it sends, shared by its translation units (turn_handler.cpp,
+// How turn_handler signs what it sends, shared by its translation units (turn_handler.cpp, turn_ops.cpp,
 // turn_tcp.cpp). Private to server/src.
 #pragma once
 
