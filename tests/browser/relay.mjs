@@ -97,7 +97,12 @@ try {
       const finish = () => got.a.length === count && got.b.length === count && (clearTimeout(timer), resolve());
       const wire = (channel, into, prefix) => {
         channel.onmessage = (e) => { into.push(e.data); finish(); };
-        channel.onopen = () => { for (let i = 0; i < count; i++) channel.send(`${prefix}-${i}`); };
+        // The answering side's channel can already be open when 'datachannel' fires, and then
+        // no 'open' event follows: send on whichever comes first, once.
+        let sent = false;
+        const send = () => { if (sent) return; sent = true; for (let i = 0; i < count; i++) channel.send(`${prefix}-${i}`); };
+        channel.onopen = send;
+        if (channel.readyState === 'open') send();
       };
       const ca = a.createDataChannel('ferry', { ordered: true });
       wire(ca, got.a, 'from-a');
