@@ -17,6 +17,9 @@ namespace {
 // so this list, conf/ferry.yaml and the README's reference are compared by a test.
 constexpr std::string_view known_keys[] = {
     "threads",
+    "batching",
+    "batching.delay_us",
+    "batching.above_pps",
     "software",
     "listen",
     "listen.address",
@@ -406,6 +409,12 @@ config parse_root(const reader& r, const YAML::Node& root) {
             if (n["port"]) c.admin.port = r.number<std::uint16_t>(n["port"], "admin.port", 1, 65535);
             if (n["per_user_metrics"]) c.admin.per_user_metrics = r.boolean(n["per_user_metrics"], "admin.per_user_metrics");
         }
+    }
+    if (const auto& n = root["batching"]) {
+        r.only_keys(n, "batching");
+        if (n["delay_us"])
+            c.batching.delay = std::chrono::microseconds(r.number<unsigned>(n["delay_us"], "batching.delay_us", 0, 10000));
+        if (n["above_pps"]) c.batching.above_pps = r.number<unsigned>(n["above_pps"], "batching.above_pps", 0, 100'000'000);
     }
     if (const auto& n = root["drain_timeout"])
         c.drain_timeout = std::chrono::seconds(r.number<unsigned>(n, "drain_timeout", 0, 86400));

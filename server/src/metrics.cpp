@@ -48,6 +48,7 @@ std::string render_metrics(std::span<const worker_snapshot> workers, const proce
         t.handler.requests += w.handler.requests;
         t.handler.dropped += w.handler.dropped;
         t.send_failures += w.send_failures;
+        t.batched_passes += w.batched_passes;
         for (std::size_t m = 0; m < counted_methods.size(); ++m)
             for (std::size_t c = 0; c < counted_codes.size(); ++c) t.handler.responses[m][c] += w.handler.responses[m][c];
         const auto& s = w.turn;
@@ -160,6 +161,11 @@ std::string render_metrics(std::span<const worker_snapshot> workers, const proce
     e.sample("ferry_dropped_total", {{"reason", "malformed"}}, t.handler.dropped);
     e.sample("ferry_dropped_total", {{"reason", "amplification"}}, t.turn.amplification_dropped);
     e.sample("ferry_dropped_total", {{"reason", "send_failed"}}, t.send_failures);
+
+    e.family("ferry_batched_passes_total", "counter",
+             "Passes over the sockets that a worker started after the batching delay, because it relayed more "
+             "than batching.above_pps packets a second (0 at light load)");
+    e.sample("ferry_batched_passes_total", {}, t.batched_passes);
 
     constexpr std::array<std::string_view, 3> kinds = {"tcp", "tls", "dtls"};
     e.family("ferry_connections", "gauge", "Client connections now (TCP, TLS, DTLS sessions)");

@@ -71,6 +71,7 @@ std::vector<std::string> restart_needed(const config& a, const config& b) {
         if (!same) keys.emplace_back(key);
     };
     check(a.threads == b.threads, "threads");
+    check(a.batching.delay == b.batching.delay && a.batching.above_pps == b.batching.above_pps, "batching");
     check(a.software == b.software, "software");
     check(describe(a.listen) == describe(b.listen), "listen");
     check(a.nat_discovery.alternate_address == b.nat_discovery.alternate_address &&

@@ -110,7 +110,10 @@ void turn_handler::on_removed(allocation& a) {
     // The usage record: what operators bill from and investigate abuse with.
     const auto lasted = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - a.created).count();
     std::string relayed = a.relays[0].advertised.to_string();
-    if (a.relay_count == 2) relayed += " " + a.relays[1].advertised.to_string();
+    if (a.relay_count == 2) {
+        relayed += ' ';
+        relayed += a.relays[1].advertised.to_string();
+    }
     log::event(log_level::info, "allocation ended",
                {log::field("user", a.username), log::field("client", a.tuple.client.to_string()),
                 log::field("transport", to_string(a.tuple.via)), log::field("relayed", relayed),

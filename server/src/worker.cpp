@@ -4,7 +4,9 @@
 #include "ferry/server/spawn.hpp"
 #include "ferry/server/net.hpp"
 
+#include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <system_error>
 #include <unistd.h>
 
@@ -41,6 +43,7 @@ worker::worker(const config& cfg, unsigned index, connection_limiter& connection
                                                *this, clock_, cfg.software);
         turn_->reconfigure(turn->runtime);
         handler_.attach(turn_.get());
+        relays_ = std::make_unique<relay_poller>(io_, *turn_, batch_, sink_);
     }
     const listen_config* primary = nat_primary(cfg);
     for (const auto& l : cfg.listen) {
@@ -74,7 +77,7 @@ worker::worker(const config& cfg, unsigned index, connection_limiter& connection
 worker::~worker() {
     handler_.attach(nullptr);
     turn_.reset(); // closes every relay socket through close()
-    for (auto& [fd, r] : relays_) r->close();
+    if (relays_) relays_->remove_all();
 }
 
 void worker::add_udp(const protocol::transport_address& a, const nat_identity* nat, nat_set* set) {
@@ -117,8 +120,51 @@ void worker::run() {
     for (auto& u : udp_) u->start();
     for (auto& t : tcp_) t->start();
     for (auto& d : dtls_) d->start();
+    if (relays_) relays_->start();
     if (turn_) spawn_restarting(io_.get_executor(), "sweep", [this] { return sweep_loop(); });
-    io_.run();
+    const auto delay = cfg_.batching.delay;
+    if (!turn_ || delay.count() <= 0) {
+        io_.run();
+        return;
+    }
+    // Adaptive batching. A pass runs every handler that is ready (one blocking wait for the
+    // first, then non-blocking polls until nothing is left). While this worker relays more than
+    // above_pps packets a second, the next pass starts no sooner than `delay` after this one
+    // began: in between the thread sleeps on a timer instead of in epoll, so arriving datagrams
+    // queue in the socket buffers without a wake-up each (on loopback, without the sender
+    // paying for one either) and the next pass takes them all at once. Below that rate each
+    // datagram is handled as soon as it arrives.
+    using clock = std::chrono::steady_clock;
+    // The load is measured over at least 10 ms: over a shorter window a short burst at light load
+    // (a client sending a few packets at once) would look like a high rate.
+    constexpr auto window = std::chrono::milliseconds(10);
+    const double threshold = cfg_.batching.above_pps;
+    auto window_start = clock::now();
+    std::uint64_t window_count = relayed_packets();
+    bool busy = false;
+    while (!io_.stopped()) {
+        const auto began = clock::now();
+        io_.run_one();
+        while (io_.poll() != 0) {
+        }
+        const auto now = clock::now();
+        if (now - window_start >= window) {
+            const auto count = relayed_packets();
+            const double seconds = std::chrono::duration<double>(now - window_start).count();
+            busy = static_cast<double>(count - window_count) >= threshold * seconds;
+            window_start = now;
+            window_count = count;
+        }
+        if (busy) {
+            ++batched_passes_;
+            std::this_thread::sleep_until(began + delay);
+        }
+    }
+}
+
+std::uint64_t worker::relayed_packets() const {
+    const auto& s = turn_->stats();
+    return s.relayed_to_peer + s.relayed_to_client;
 }
 
 void worker::reconfigure(std::shared_ptr<const turn_runtime> runtime, const limits_config& limits) {
@@ -142,6 +188,7 @@ worker_snapshot worker::snapshot(bool per_user) const {
     s.handler = handler_.stats();
     s.connections = conns_;
     s.send_failures = batch_.send_errors();
+    s.batched_passes = batched_passes_;
     if (turn_) {
         s.turn = turn_->stats();
         turn_->gauges(s.gauges, per_user);
@@ -208,9 +255,13 @@ std::optional<relay_provider::opened> worker::open(const protocol::ip_address& i
     auto o = bind_from_pool(ip, port_pool::protocol_kind::udp, even, pair,
                             [&](const protocol::transport_address& a) { return net::bind_relay(a, dont_fragment); });
     if (!o) return std::nullopt;
-    auto socket = std::make_shared<relay_socket>(io_, o->handle, ip.family, *turn_, batch_, sink_);
-    relays_[o->handle] = socket;
-    socket->start();
+    if (!relays_->add(o->handle)) {
+        log_.at(log_level::warn, "cannot watch the relay socket on {}: {}", o->local, std::strerror(errno));
+        turn_context_->ports.give_back(ip, port_pool::protocol_kind::udp, o->local.port);
+        if (pair) turn_context_->ports.give_back(ip, port_pool::protocol_kind::udp, static_cast<std::uint16_t>(o->local.port + 1));
+        batch_.close_after_flush(o->handle);
+        return std::nullopt;
+    }
     return o;
 }
 
@@ -228,11 +279,9 @@ std::optional<relay_provider::opened> worker::open_next(const opened& even_port)
 }
 
 void worker::adopt(int handle) {
-    const auto local = local_of(handle);
-    const auto family = local ? local->ip.family : protocol::address_family::ipv4;
-    auto socket = std::make_shared<relay_socket>(io_, handle, family, *turn_, batch_, sink_);
-    relays_[handle] = socket;
-    socket->start();
+    if (!relays_->add(handle))
+        log_.at(log_level::warn, "cannot watch an adopted relay socket: {}; its allocation will not relay",
+                std::strerror(errno));
 }
 
 void worker::close(int handle) {
@@ -244,15 +293,10 @@ void worker::close(int handle) {
     }
     if (const auto local = local_of(handle))
         turn_context_->ports.give_back(local->ip, port_pool::protocol_kind::udp, local->port);
-    auto it = relays_.find(handle);
-    if (it == relays_.end()) {
-        batch_.close_after_flush(handle); // a reservation that never became an allocation
-        return;
-    }
     // Datagrams for this socket may still be queued in the batch: it closes after the flush,
     // so its number cannot go to another allocation's socket before they leave.
-    it->second->close();
-    relays_.erase(it);
+    if (relays_->contains(handle)) relays_->remove(handle);
+    else batch_.close_after_flush(handle); // a reservation that never became an allocation
 }
 
 std::optional<relay_provider::opened> worker::open_tcp(const protocol::ip_address& ip) {

@@ -3,7 +3,7 @@
 #include "../server/turn_fixture.hpp"
 
 #include "ferry/server/net.hpp"
-#include "ferry/server/relay_socket.hpp"
+#include "ferry/server/relay_poller.hpp"
 #include "ferry/server/spawn.hpp"
 #include "ferry/server/udp_listener.hpp"
 

@@ -110,8 +110,16 @@ struct admin_config {
     bool per_user_metrics = false; ///< labels by user name: one series per user, so off by default
 };
 
+/// Adaptive batching: above `above_pps` relayed packets a second, a worker starts its passes
+/// over the sockets at most every `delay`, so one wake-up handles many datagrams.
+struct batching_config {
+    std::chrono::microseconds delay{500}; ///< 0: every datagram is handled as it arrives
+    unsigned above_pps = 5000;            ///< per worker thread, both directions counted
+};
+
 struct config {
     unsigned threads = 0;           ///< worker threads; 0 means one per core ("auto")
+    batching_config batching;
     std::string software = "ferry"; ///< SOFTWARE attribute; empty sends none
     std::vector<listen_config> listen;
     nat_discovery_config nat_discovery;

@@ -1,6 +1,10 @@
-// The relay side of an allocation: a UDP socket on a relayed transport address. It drains
-// peer datagrams in batches (recvmmsg) and hands each to the TURN handler, which answers
-// through the worker's batch sink. Also the sink itself: packet_sink over udp_batch.
+// The relay side of a worker's UDP allocations. Every relay socket (one relayed transport
+// address per allocation) sits in one epoll set of the worker's own; Asio waits on that set's
+// descriptor only. A wake-up harvests every relay socket that has datagrams, hands each
+// datagram to the TURN handler, and sends what that queued for clients in one flush: at
+// production shape (thousands of sockets, one datagram each per wake-up) this costs one
+// recvmmsg per socket and one sendmmsg per turn, with none of the per-operation work of a
+// reactor wait per socket. Also here: batch_sink, the packet_sink over udp_batch.
 #pragma once
 
 #include "ferry/server/asio.hpp"
@@ -8,7 +12,10 @@
 #include "ferry/server/turn_handler.hpp"
 #include "ferry/server/udp_batch.hpp"
 
-#include <memory>
+#include <array>
+#include <cstdint>
+#include <sys/epoll.h>
+#include <vector>
 
 namespace ferry::server {
 
@@ -29,22 +36,51 @@ private:
     const stream_registry& streams_;
 };
 
-class relay_socket : public std::enable_shared_from_this<relay_socket> {
+class relay_poller {
 public:
-    relay_socket(asio::io_context& io, int fd, protocol::address_family family, turn_handler& turn,
-                 udp_batch& batch, packet_sink& sink);
+    /// Throws std::system_error if the epoll set cannot be made.
+    relay_poller(asio::io_context& io, peer_handler& peers, udp_batch& batch, packet_sink& sink);
+    ~relay_poller();
+    relay_poller(const relay_poller&) = delete;
+    relay_poller& operator=(const relay_poller&) = delete;
+
+    /// Starts the receive loop (once, from the worker's thread before it runs).
     void start();
-    /// Closes the socket (after the batch's next flush); the receive loop ends at its next step.
-    void close();
+    /// `fd` (a bound UDP relay socket) receives for this worker from now on. False (errno set)
+    /// if the kernel refuses to watch it; the caller still owns it then.
+    bool add(int fd);
+    bool contains(int fd) const { return fd >= 0 && static_cast<std::size_t>(fd) < live_.size() && live_[fd] != 0; }
+    /// Stops receiving on `fd` and closes it after the batch's next flush, so a datagram still
+    /// queued for it cannot leave from a new socket given its number.
+    void remove(int fd);
+    /// remove() for every socket (the worker's end).
+    void remove_all();
+    std::size_t size() const { return count_; }
 
 private:
-    asio::awaitable<void> run();
-    bool service();
+    static constexpr std::size_t max_events = 256;
+    /// recvmmsg rounds per socket and turn, before the socket waits for the next turn.
+    static constexpr int rounds = 4;
 
-    asio::ip::udp::socket socket_;
-    turn_handler& turn_;
+    asio::awaitable<void> run();
+    /// One pass over the sockets with datagrams; true when none is left waiting.
+    bool poll_once();
+    /// Drains up to `rounds` batches from one socket; false if it still has datagrams.
+    bool service(int fd, std::uint32_t generation);
+
+    asio::posix::stream_descriptor epoll_;
+    peer_handler& peers_;
     udp_batch& batch_;
     packet_sink& sink_;
+    /// By descriptor: the generation it was added with, 0 when not ours. An event carries the
+    /// generation too, so one for a socket removed earlier in the same turn (whose number may
+    /// already belong to another) is recognised and ignored.
+    std::vector<std::uint32_t> live_;
+    std::uint32_t next_generation_ = 0;
+    std::size_t count_ = 0;
+    std::array<epoll_event, max_events> events_{};
+    /// Sockets left with datagrams by the last turn (edge-triggered: no new event announces them).
+    std::vector<std::uint64_t> backlog_, backlog_spare_;
 };
 
 } // namespace ferry::server

@@ -202,7 +202,16 @@ struct turn_gauges {
     std::unordered_map<std::string, user_usage> users;
 };
 
-class turn_handler {
+/// What a relay socket's datagrams are handed to: the TURN handler (tests use their own).
+class peer_handler {
+public:
+    virtual ~peer_handler() = default;
+    /// A datagram a peer sent to relay socket `handle`.
+    virtual void handle_peer(int handle, const protocol::transport_address& peer,
+                             std::span<const std::uint8_t> payload, packet_sink& sink) = 0;
+};
+
+class turn_handler final : public peer_handler {
 public:
     turn_handler(const turn_settings& settings, const auth::credential_store& credentials,
                  const auth::nonce_manager& nonces, const peer_policy& policy, turn_shared& shared,
@@ -222,7 +231,7 @@ public:
                              packet_sink& sink);
     /// A datagram a peer sent to relay socket `handle` (RFC 8656 §11.3, §12.7).
     void handle_peer(int handle, const protocol::transport_address& peer,
-                     std::span<const std::uint8_t> payload, packet_sink& sink);
+                     std::span<const std::uint8_t> payload, packet_sink& sink) override;
 
     /// RFC 6062: a peer connected to TCP relay socket `handle`. Returns its CONNECTION-ID after
     /// telling the client (ConnectionAttempt), or 0 when it must be closed (no permission).

@@ -7,7 +7,7 @@
 #include "ferry/server/config.hpp"
 #include "ferry/server/dtls_listener.hpp"
 #include "ferry/server/port_pool.hpp"
-#include "ferry/server/relay_socket.hpp"
+#include "ferry/server/relay_poller.hpp"
 #include "ferry/server/stun_handler.hpp"
 #include "ferry/server/tcp_listener.hpp"
 #include "ferry/server/tcp_relay.hpp"
@@ -40,6 +40,7 @@ struct worker_snapshot {
     turn_gauges gauges;
     connection_counts connections;
     std::uint64_t send_failures = 0; ///< UDP datagrams the kernel refused (buffer full, unreachable)
+    std::uint64_t batched_passes = 0; ///< passes that waited for the batching delay (busy)
 };
 
 /// A worker's io_context, whose pending work can be destroyed ahead of the context itself:
@@ -105,6 +106,8 @@ private:
     void add_udp(const protocol::transport_address& a, const nat_identity* nat = nullptr,
                  nat_set* set = nullptr);
     asio::awaitable<void> sweep_loop();
+    /// Packets relayed by this worker so far, both directions (the batching's measure of load).
+    std::uint64_t relayed_packets() const;
     /// RFC 6062 Connect: the outgoing connection, answered through the handler.
     asio::awaitable<void> connect_attempt(std::shared_ptr<asio::ip::tcp::socket> socket,
                                           asio::ip::tcp::endpoint endpoint, std::uint32_t id);
@@ -129,13 +132,14 @@ private:
     batch_sink sink_{batch_, streams_};
     std::vector<std::unique_ptr<dtls_listener>> dtls_; // after streams_ and sink_, which it uses
     std::mt19937 rng_;
-    std::unordered_map<int, std::shared_ptr<relay_socket>> relays_;
+    std::unique_ptr<relay_poller> relays_; ///< UDP relay sockets (with TURN on)
     std::unordered_map<int, std::shared_ptr<tcp_relay_listener>> tcp_relays_;          // by listening fd
     std::unordered_map<std::uint32_t, std::shared_ptr<asio::ip::tcp::socket>> connecting_; // Connect in progress
     system_turn_clock clock_;
     turn_context* turn_context_ = nullptr;
     std::unique_ptr<turn_handler> turn_; // after relays_: destroyed first, closing its relays
     log::throttle log_{5};
+    std::uint64_t batched_passes_ = 0;
 };
 
 } // namespace ferry::server
