@@ -7,6 +7,8 @@
 #
 #   ./scripts/bench.sh            (after ./scripts/test.sh has built build/release; about 8 minutes)
 #   BENCH_CALLS=2000 BENCH_CALLS_SECONDS=10: the production-shape workload (ferry-load calls)
+#   BENCH_STREAM_CALLS=1000 BENCH_STREAM_SECONDS=6: the same shape over TURN-TCP and TURN-TLS
+#   (one connection per allocation), ChannelData of 100 and 1200 bytes
 #   BENCH_ROUNDS=3 BENCH_SECONDS=5 ./scripts/bench.sh
 #
 # Everything runs on loopback, bounded in time; only processes it started are stopped.
@@ -16,6 +18,8 @@ ROUNDS=${BENCH_ROUNDS:-3}
 SECS=${BENCH_SECONDS:-5}
 CALLS=${BENCH_CALLS:-2000}                 # allocations of the production-shape workload
 CALLS_SECONDS=${BENCH_CALLS_SECONDS:-10}   # its data phase
+STREAM_CALLS=${BENCH_STREAM_CALLS:-1000}   # allocations over TCP and over TLS
+STREAM_SECONDS=${BENCH_STREAM_SECONDS:-6}
 LOAD=build/release/tools/ferry-load
 FERRY=build/release/server/ferry
 if [ ! -x "$LOAD" ] || [ ! -x "$FERRY" ]; then
@@ -36,6 +40,9 @@ TICKS=$(getconf CLK_TCK)
 THREADS=$(nproc)
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
+# A throwaway certificate for the TLS rows (both servers use it; clients do not check it).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=bench \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
 
 free_port() { python3 tests/integration/free_port.py "${1:-1}"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -44,14 +51,20 @@ fds() { ls "/proc/$1/fd" | wc -l; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"; } # server round metric value
 
-start_server() { # NAME PORT
+start_server() { # NAME PORT ADMIN_PORT TLS_PORT
     if [ "$1" = ferry ]; then
         cat >"$WORK/ferry.yaml" <<YAML
 threads: auto
 listen:
   - address: 127.0.0.1
     port: $2
-    transports: [udp]
+    transports: [udp, tcp]
+  - address: 127.0.0.1
+    port: $4
+    transports: [tls]
+tls:
+  certificate: $WORK/cert.pem
+  private_key: $WORK/key.pem
 turn:
   realm: bench
   users:
@@ -61,6 +74,8 @@ turn:
 limits:
   allocations_per_user: 0
   allocations_total: 0
+  max_tcp_connections_per_ip: 20000
+  max_tcp_connections: 20000
 log:
   level: warn
 admin:
@@ -70,7 +85,8 @@ YAML
         "$FERRY" --config "$WORK/ferry.yaml" >"$WORK/ferry.log" 2>&1 &
     else
         rm -f "$WORK/coturn.db"
-        turnserver --listening-ip=127.0.0.1 --listening-port="$2" --relay-ip=127.0.0.1 --no-tls --no-dtls \
+        turnserver --listening-ip=127.0.0.1 --listening-port="$2" --tls-listening-port="$4" --relay-ip=127.0.0.1 \
+            --cert="$WORK/cert.pem" --pkey="$WORK/key.pem" --no-dtls \
             --no-cli --lt-cred-mech --user=load:load --realm=bench --allow-loopback-peers \
             --min-port=49152 --max-port=65535 --relay-threads="$THREADS" --no-stdout-log \
             --log-file=/dev/null --simple-log --pidfile="$WORK/coturn.pid" --userdb="$WORK/coturn.db" \
@@ -136,6 +152,24 @@ calls() {
     record "$1" "$2" "$label echo peer CPU s" "$(field echo_cpu_s "$out")"
 }
 
+# stream_calls SERVER ROUND tcp|tls PAYLOAD: the production shape over TURN-TCP or TURN-TLS,
+# STREAM_CALLS connections with one allocation each.
+stream_calls() {
+    local first out port=$PORT
+    [ "$3" = tls ] && port=$TLS_PORT
+    first=$(free_port "$STREAM_CALLS")
+    "$LOAD" echo --bind "127.0.0.1:$first" --ports "$STREAM_CALLS" --seconds 120 >"$WORK/echo-calls.out" 2>&1 &
+    local echo_pid=$!
+    for _ in $(seq 50); do grep -q "^echo ready" "$WORK/echo-calls.out" && break; sleep 0.1; done
+    out=$("$LOAD" calls --transport "$3" --server "127.0.0.1:$port" --peer "127.0.0.1:$first" --sockets "$STREAM_CALLS" \
+        --rate 10 --payload "$4" --seconds "$STREAM_SECONDS" --setup-rate 500 --server-pid "$SERVER_PID" --echo-pid "$echo_pid")
+    kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true
+    local label="$3 calls $STREAM_CALLS x 10 pps ${4}B"
+    record "$1" "$2" "$label server CPU us/packet" "$(field server_us_per_packet "$out")"
+    record "$1" "$2" "$label loss %" "$(field loss_pct "$out")"
+    record "$1" "$2" "$label p99 us" "$(field p99_us "$out")"
+}
+
 hold() { # SERVER ROUND N
     local base out
     base=$(rss_kb "$SERVER_PID")
@@ -166,11 +200,12 @@ hold() { # SERVER ROUND N
 run_server() { # NAME ROUND
     PORT=$(free_port)
     ADMIN_PORT=$(free_port)
+    TLS_PORT=$(free_port)
     local echo_port
     echo_port=$(free_port)
     "$LOAD" echo --bind "127.0.0.1:$echo_port" --seconds 600 >"$WORK/echo.out" 2>&1 &
     ECHO_PID=$!
-    start_server "$1" "$PORT" "$ADMIN_PORT"
+    start_server "$1" "$PORT" "$ADMIN_PORT" "$TLS_PORT"
     local s=127.0.0.1:$PORT peer=127.0.0.1:$echo_port
     measure "$1" "$2" "binding" 1 binding --server "$s" --sockets 64 --window 8 --seconds "$SECS"
     measure "$1" "$2" "allocation" 1 allocate --server "$s" --seconds "$SECS"
@@ -186,10 +221,13 @@ run_server() { # NAME ROUND
     done
     # The production shape last, so the rows above run as they always have.
     calls "$1" "$2"
+    for via in tcp tls; do
+        for payload in 100 1200; do stream_calls "$1" "$2" "$via" "$payload"; done
+    done
     # Memory is measured on a fresh server, so that heap kept from the workloads above (coturn
     # reuses it) does not hide what holding allocations costs.
     stop_server
-    start_server "$1" "$PORT" "$ADMIN_PORT"
+    start_server "$1" "$PORT" "$ADMIN_PORT" "$TLS_PORT"
     hold "$1" "$2" 1000
     hold "$1" "$2" 10000
     stop_server

@@ -7,6 +7,9 @@
 #
 #   ./scripts/bench_ab.sh BASELINE_FERRY [CANDIDATE_FERRY]    (candidate: build/release/server/ferry)
 #   BENCH_ROUNDS=5 BENCH_SECONDS=5 ./scripts/bench_ab.sh /tmp/base/build/release/server/ferry
+#   BENCH_AB_WORKLOADS="relay latency calls hold" (the default; any subset): the 16-allocation
+#   relay rows, light-load latency (16 allocations, 1,000 packets/s in all, as in bench.sh), the production shape (BENCH_CALLS=2000 allocations at 10 pps for BENCH_CALLS_SECONDS=10,
+#   as in bench.sh), the 10,000-allocation hold
 #
 # The config uses only keys every ferry since the TURN release knows. Everything runs on
 # loopback, bounded in time; only processes it started are stopped.
@@ -17,6 +20,9 @@ BASELINE=$1
 CANDIDATE=${2:-build/release/server/ferry}
 ROUNDS=${BENCH_ROUNDS:-5}
 SECS=${BENCH_SECONDS:-5}
+WORKLOADS=${BENCH_AB_WORKLOADS:-relay latency calls hold}
+CALLS=${BENCH_CALLS:-2000}
+CALLS_SECONDS=${BENCH_CALLS_SECONDS:-10}
 LOAD=build/release/tools/ferry-load
 for b in "$BASELINE" "$CANDIDATE" "$LOAD"; do [ -x "$b" ] || { echo "bench_ab: $b is not built"; exit 1; }; done
 
@@ -67,7 +73,7 @@ run() { # NAME BINARY
     (for _ in $(seq 900); do curl -s -o /dev/null --max-time 2 http://127.0.0.1:9641/metrics || true; sleep 1; done) &
     SCRAPE_PID=$!
     local payload mode before after out received
-    for payload in 100 1200; do
+    for payload in $(wants relay && echo 100 1200); do
         for mode in channel send; do
             before=$(cpu_ticks "$SERVER_PID")
             out=$("$LOAD" relay --server "127.0.0.1:$PORT" --peer "127.0.0.1:$ECHO_PORT" --sockets 16 --window 8 \
@@ -80,10 +86,37 @@ run() { # NAME BINARY
             printf '%s\t%s\t%s\n' "$1" "relay $mode ${payload}B round trips/s" "$(field rate_per_s "$out")" >>"$RESULTS"
         done
     done
+    if wants latency; then
+        for _ in 1 2 3; do
+            out=$("$LOAD" relay --server "127.0.0.1:$PORT" --peer "127.0.0.1:$ECHO_PORT" --sockets 16 --payload 100 \
+                --rate 1000 --seconds "$SECS")
+            printf '%s\t%s\t%s\n' "$1" "latency 1000 pps p50 us" "$(field p50_us "$out")" >>"$RESULTS"
+            printf '%s\t%s\t%s\n' "$1" "latency 1000 pps p99 us" "$(field p99_us "$out")" >>"$RESULTS"
+        done
+    fi
+    if wants calls; then calls "$1"; fi
     kill "$SCRAPE_PID"; wait "$SCRAPE_PID" 2>/dev/null || true; SCRAPE_PID=""
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
     kill "$ECHO_PID"; wait "$ECHO_PID" 2>/dev/null || true; ECHO_PID=""
-    hold "$1" "$2" 10000
+    if wants hold; then hold "$1" "$2" 10000; fi
+}
+
+wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+
+calls() { # NAME: the production shape, as bench.sh runs it
+    local first out echo_pid
+    first=$(free_port "$CALLS")
+    "$LOAD" echo --bind "127.0.0.1:$first" --ports "$CALLS" --seconds 120 >"$WORK/echo-calls.out" 2>&1 &
+    echo_pid=$!
+    for _ in $(seq 50); do grep -q "^echo ready" "$WORK/echo-calls.out" && break; sleep 0.1; done
+    out=$("$LOAD" calls --server "127.0.0.1:$PORT" --peer "127.0.0.1:$first" --sockets "$CALLS" --rate 10 \
+        --payload 100 --seconds "$CALLS_SECONDS" --setup-rate 500 --server-pid "$SERVER_PID" --echo-pid "$echo_pid")
+    kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true
+    local label="calls $CALLS x 10 pps"
+    printf '%s\t%s\t%s\n' "$1" "$label CPU us/packet" "$(field server_us_per_packet "$out")" >>"$RESULTS"
+    printf '%s\t%s\t%s\n' "$1" "$label loss %" "$(field loss_pct "$out")" >>"$RESULTS"
+    printf '%s\t%s\t%s\n' "$1" "$label p50 us" "$(field p50_us "$out")" >>"$RESULTS"
+    printf '%s\t%s\t%s\n' "$1" "$label p99 us" "$(field p99_us "$out")" >>"$RESULTS"
 }
 
 start() { # BINARY
@@ -145,6 +178,6 @@ for metric in order:
     b, c = rows[metric]["baseline"], rows[metric]["candidate"]
     num = lambda x: f"{x:.0f}" if abs(x) >= 1000 else f"{x:.2f}"
     fmt = lambda v: f"{num(statistics.median(v))} ({num(min(v))}-{num(max(v))})" if v else "-"
-    ratio = f"{statistics.median(c) / statistics.median(b):10.2f}" if b and c else f"{'-':>10}"
+    ratio = f"{statistics.median(c) / statistics.median(b):10.2f}" if b and c and statistics.median(b) else f"{'-':>10}"
     print(f"{metric:40} {fmt(b):>26} {fmt(c):>26} {ratio}")
 PY

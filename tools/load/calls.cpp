@@ -2,13 +2,16 @@
 // each bound by a channel to its own echo peer port, each sending ChannelData open loop at R
 // packets per second, the sends spread evenly in time. Set-up is paced and bounded; the data
 // phase alone is measured: round trips from the send stamp to the kernel's receive timestamp
-// (SO_TIMESTAMPNS), loss, this process's CPU and, given their PIDs, the server's and the echo
-// peer's CPU from /proc.
+// (SO_TIMESTAMPNS; over TCP and TLS, the time the loop read it), loss, this process's CPU and,
+// given their PIDs, the server's and the echo peer's CPU from /proc. --transport tcp or tls:
+// each allocation on its own connection (TURN over TCP, or over TLS without certificate check).
 //
 //   ferry-load echo  --bind IP:PORT --ports N            N echo sockets, PORT..PORT+N-1
 //   ferry-load calls --server IP:PORT --peer IP:PORT --sockets N [--rate 10] [--payload 100]
 //                    [--seconds 10] [--setup-rate 1000] [--server-pid P] [--echo-pid P]
+//                    [--transport udp|tcp|tls]
 #include "load.hpp"
+#include "stream_link.hpp"
 #include "turn_client.hpp"
 
 #include "ferry/protocol/channel_data.hpp"
@@ -115,8 +118,13 @@ calls_result run_calls(const options& o, const turn_options& t, const calls_opti
     calls_result r;
     const std::size_t payload = std::clamp<std::size_t>(t.payload, 16, 1200);
     // Set-up, paced: one allocation and its channel every 1/setup_rate seconds at most.
+    const bool streams = c.via != calls_options::transport::udp;
+    // Over streams ChannelData is padded to four bytes (RFC 8656 §12.5); the echo returns the
+    // payload as sent, and the server pads its ChannelData the same way.
+    const std::size_t wire_payload = streams ? (payload + 3) & ~std::size_t{3} : payload;
     struct call {
         int fd = -1;
+        std::unique_ptr<stream_link> stream;
         turn_session session{-1};
     };
     std::vector<call> calls(o.sockets);
@@ -127,11 +135,20 @@ calls_result run_calls(const options& o, const turn_options& t, const calls_opti
         if (clock::now() > setup_deadline) throw std::runtime_error("set-up took longer than its limit");
         std::this_thread::sleep_until(setup_start + setup_step * static_cast<long>(i));
         auto& k = calls[i];
-        k.fd = open_client(o.server);
-        if (k.fd < 0) throw std::runtime_error("cannot open a client socket (fd limit?)");
-        const int on = 1;
-        ::setsockopt(k.fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
-        k.session = turn_session(k.fd);
+        if (streams) {
+            std::string why;
+            k.stream = stream_link::open(o.server, c.via == calls_options::transport::tls ? insecure_client_tls() : nullptr,
+                                         milliseconds(3000), why);
+            if (!k.stream) throw std::runtime_error("connection " + std::to_string(i) + ": " + why);
+            k.fd = k.stream->fd();
+            k.session = turn_session(*k.stream);
+        } else {
+            k.fd = open_client(o.server);
+            if (k.fd < 0) throw std::runtime_error("cannot open a client socket (fd limit?)");
+            const int on = 1;
+            ::setsockopt(k.fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+            k.session = turn_session(k.fd);
+        }
         if (!k.session.allocate(t.creds, milliseconds(3000)))
             throw std::runtime_error("allocation " + std::to_string(i) + ": " + k.session.error());
         transport_address peer = t.peer;
@@ -180,7 +197,11 @@ calls_result run_calls(const options& o, const turn_options& t, const calls_opti
             const std::uint64_t stamp = realtime_ns();
             std::memcpy(out.data() + 4, &k, 8);
             std::memcpy(out.data() + 12, &stamp, 8);
-            if (::send(call.fd, out.data(), 4 + payload, MSG_DONTWAIT) > 0) ++r.sent;
+            if (call.stream) {
+                if (call.stream->send({out.data(), 4 + wire_payload})) ++r.sent;
+            } else if (::send(call.fd, out.data(), 4 + payload, MSG_DONTWAIT) > 0) {
+                ++r.sent;
+            }
             ++k;
             due = start + std::chrono::duration_cast<clock::duration>(interval * static_cast<double>(k));
         }
@@ -189,7 +210,26 @@ calls_result run_calls(const options& o, const turn_options& t, const calls_opti
         const timespec wait{0, static_cast<long>(std::min<long long>(wait_ns, 20'000'000))};
         const int n = ::epoll_pwait2(ep, events.data(), static_cast<int>(events.size()), &wait, nullptr);
         for (int e = 0; e < n; ++e) {
-            const int fd = calls[events[static_cast<std::size_t>(e)].data.u32].fd;
+            auto& call = calls[events[static_cast<std::size_t>(e)].data.u32];
+            const int fd = call.fd;
+            if (call.stream) {
+                if (!call.stream->fill()) throw std::runtime_error("the server closed a connection");
+                const std::uint64_t rx = realtime_ns();
+                for (auto m = call.stream->next(); !m.empty(); m = call.stream->next()) {
+                    const auto cd = parse_channel_data(m);
+                    if (!cd || cd->channel != channel || cd->data.size() != payload) {
+                        ++r.bad;
+                        continue;
+                    }
+                    std::uint64_t stamp = 0;
+                    std::memcpy(&stamp, cd->data.data() + 8, 8);
+                    if (rtt_us.size() < rtt_us.capacity() && rx > stamp)
+                        rtt_us.push_back(static_cast<std::uint32_t>((rx - stamp) / 1000));
+                    ++r.received;
+                }
+                if (call.stream->bad()) throw std::runtime_error("a connection carried something not TURN");
+                continue;
+            }
             for (;;) {
                 iovec iov{in.data(), in.size()};
                 msghdr m{};
@@ -242,10 +282,11 @@ calls_result run_calls(const options& o, const turn_options& t, const calls_opti
 void print_calls(const options& o, const calls_options& c, const calls_result& r) {
     // A round trip is two relayed packets: client to peer and peer to client.
     const double relayed = 2.0 * static_cast<double>(r.received);
-    std::printf("workload=calls server=%s allocations=%u rate_per_allocation=%.1f seconds=%.2f setup_seconds=%.2f "
+    const char* via = c.via == calls_options::transport::udp ? "udp" : c.via == calls_options::transport::tcp ? "tcp" : "tls";
+    std::printf("workload=calls transport=%s server=%s allocations=%u rate_per_allocation=%.1f seconds=%.2f setup_seconds=%.2f "
                 "sent=%llu received=%llu bad=%llu lost=%llu loss_pct=%.3f p50_us=%u p99_us=%u load_cpu_s=%.2f "
                 "echo_cpu_s=%.2f server_cpu_s=%.2f server_us_per_packet=%.2f\n",
-                o.server.to_string().c_str(), o.sockets, c.rate, r.seconds, r.setup_seconds,
+                via, o.server.to_string().c_str(), o.sockets, c.rate, r.seconds, r.setup_seconds,
                 static_cast<unsigned long long>(r.sent), static_cast<unsigned long long>(r.received),
                 static_cast<unsigned long long>(r.bad), static_cast<unsigned long long>(r.lost),
                 r.sent ? 100.0 * static_cast<double>(r.lost) / static_cast<double>(r.sent) : 0.0, r.p50_us, r.p99_us,

@@ -42,6 +42,8 @@ struct turn_options {
 
 /// The production-shape workload (ferry-load calls): many allocations at call rates.
 struct calls_options {
+    enum class transport { udp, tcp, tls };
+    transport via = transport::udp;  ///< how clients reach the server (the relay side is UDP)
     double rate = 10;                ///< packets per second per allocation
     double setup_rate = 1000;        ///< allocations set up per second at most
     unsigned setup_limit_seconds = 120;

@@ -9,6 +9,7 @@
 //   ferry-load hold     --server IP:PORT --sockets N [--user U --password P] [--seconds 10]
 //   ferry-load calls    --server IP:PORT --peer IP:PORT [--sockets 2000] [--rate 10] [--payload 100]
 //                       [--seconds 10] [--setup-rate 1000] [--server-pid P] [--echo-pid P]
+//                       [--transport udp|tcp|tls]
 //                       (production shape: allocation i echoes off peer port PORT + i; see calls.cpp)
 //
 // Prints one line of key=value figures (hold and echo also print a "ready" line first).
@@ -45,7 +46,8 @@ int usage() {
                  "options: --sockets N --window N --seconds S --max-requests N --peer IP:PORT\n"
                  "         --payload BYTES --send --rate PPS --user U --password P\n"
                  "         --trace FILE (relay: send ms, round trip us, client per line)\n"
-                 "calls:   --rate PPS (per allocation) --setup-rate N --server-pid P --echo-pid P\n");
+                 "calls:   --rate PPS (per allocation) --setup-rate N --server-pid P --echo-pid P\n"
+                 "         --transport udp|tcp|tls\n");
     return 2;
 }
 
@@ -94,6 +96,13 @@ int main(int argc, char** argv) {
         else if (k == "--setup-rate") c.setup_rate = std::atof(v);
         else if (k == "--server-pid") c.server_pid = std::atoi(v);
         else if (k == "--echo-pid") c.echo_pid = std::atoi(v);
+        else if (k == "--transport") {
+            const std::string_view via = v;
+            if (via == "udp") c.via = ferry::load::calls_options::transport::udp;
+            else if (via == "tcp") c.via = ferry::load::calls_options::transport::tcp;
+            else if (via == "tls") c.via = ferry::load::calls_options::transport::tls;
+            else return usage();
+        }
         else if (k == "--user") t.creds.user = v;
         else if (k == "--password") t.creds.password = v;
         else return usage();

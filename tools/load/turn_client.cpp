@@ -1,5 +1,7 @@
 #include "turn_client.hpp"
 
+#include "stream_link.hpp"
+
 #include "ferry/protocol/attributes.hpp"
 #include "ferry/protocol/integrity.hpp"
 #include "ferry/protocol/wire.hpp"
@@ -68,9 +70,38 @@ std::uint64_t raise_fd_limit() {
     return r.rlim_cur;
 }
 
+turn_session::turn_session(stream_link& stream) : fd_(stream.fd()), stream_(&stream) {}
+
 bool turn_session::transact(std::span<const std::uint8_t> request, std::span<const std::uint8_t, 12> txid,
                             std::chrono::milliseconds timeout) {
     const auto deadline = clock::now() + timeout;
+    if (stream_ != nullptr) {
+        if (!stream_->send(request)) {
+            error_ = "send failed";
+            return false;
+        }
+        for (;;) {
+            for (auto m = stream_->next(); !m.empty(); m = stream_->next()) {
+                message_view v;
+                if (m.size() > response_.size() || v.parse(m)) continue;
+                if (!std::equal(txid.begin(), txid.end(), v.transaction_id().begin())) continue;
+                std::copy(m.begin(), m.end(), response_.begin());
+                response_size_ = m.size();
+                return true;
+            }
+            const auto now = clock::now();
+            if (now >= deadline || stream_->bad()) {
+                error_ = stream_->bad() ? "not a TURN stream" : "timed out";
+                return false;
+            }
+            pollfd p{fd_, POLLIN, 0};
+            ::poll(&p, 1, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) + 1);
+            if (!stream_->fill()) {
+                error_ = "connection closed";
+                return false;
+            }
+        }
+    }
     auto next_send = clock::now();
     for (;;) {
         const auto now = clock::now();

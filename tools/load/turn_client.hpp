@@ -31,9 +31,14 @@ int open_client(const protocol::transport_address& server);
 /// Raises RLIMIT_NOFILE to the hard limit; returns the new soft limit.
 std::uint64_t raise_fd_limit();
 
+class stream_link;
+
 class turn_session {
 public:
+    /// Over a connected UDP socket.
     explicit turn_session(int fd) : fd_(fd) {}
+    /// Over a TCP or TLS connection (no retransmissions).
+    explicit turn_session(stream_link& stream);
     int fd() const { return fd_; }
 
     /// 401 round, then a signed Allocate. False on any failure (the reason in error()).
@@ -59,6 +64,7 @@ private:
     std::size_t signed_request(std::uint16_t type, const std::function<void(protocol::message_writer&)>& attrs);
 
     int fd_;
+    stream_link* stream_ = nullptr;
     credentials creds_;
     std::string realm_;
     std::string nonce_;
