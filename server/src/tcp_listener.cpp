@@ -8,6 +8,8 @@
 #include "ferry/server/tcp_relay.hpp"
 
 #include <array>
+#include <cerrno>
+#include <sys/socket.h>
 #include <type_traits>
 #include <chrono>
 #include <cstring>
@@ -66,6 +68,22 @@ public:
     // Everything this connection sends passes here: answers and relayed data, in order.
     void deliver(std::span<const std::uint8_t> bytes) override {
         if (closed_) return;
+        if constexpr (!is_tls) {
+            // Nothing queued and no writer: the socket takes it now (it nearly always has room),
+            // without a writer coroutine or an Asio operation. What it does not take is queued.
+            // Not for an RFC 6062 data connection: its partner pauses on the backlog and only the
+            // writer resumes it.
+            if (!writing_ && pending_.empty() && !partner_) {
+                const auto n = ::send(lowest().native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n == static_cast<ssize_t>(bytes.size())) return;
+                if (n > 0) {
+                    bytes = bytes.subspan(static_cast<std::size_t>(n));
+                } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                    close(); // the reader sees the error too; nothing more can be sent
+                    return;
+                }
+            }
+        }
         if (pending_.size() + bytes.size() > limits_.tcp_buffer_bytes) {
             log_.at(log_level::warn, "{} {}: client reads too slowly ({} bytes queued), closing", to_string(ctx_.via),
                     ctx_.remote, pending_.size());
