@@ -45,6 +45,9 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
 
 free_port() { python3 tests/integration/free_port.py "${1:-1}"; }
+# free_port claims its ports for this script's lifetime (tests/integration/free_port.py); a
+# workload that is done with a block of echo ports gives it back, or the claims pile up.
+release_ports() { local p; for p in $(seq "$1" $(($1 + $2 - 1))); do rm -f "/tmp/ferry-test-ports/$p"; done; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 fds() { ls "/proc/$1/fd" | wc -l; }
@@ -143,6 +146,7 @@ calls() {
     out=$("$LOAD" calls --server "127.0.0.1:$PORT" --peer "127.0.0.1:$first" --sockets "$CALLS" --rate 10 \
         --payload 100 --seconds "$CALLS_SECONDS" --setup-rate 500 --server-pid "$SERVER_PID" --echo-pid "$echo_pid")
     kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true
+    release_ports "$first" "$CALLS"
     local label="calls $CALLS x 10 pps"
     record "$1" "$2" "$label server CPU us/packet" "$(field server_us_per_packet "$out")"
     record "$1" "$2" "$label loss %" "$(field loss_pct "$out")"
@@ -164,6 +168,7 @@ stream_calls() {
     out=$("$LOAD" calls --transport "$3" --server "127.0.0.1:$port" --peer "127.0.0.1:$first" --sockets "$STREAM_CALLS" \
         --rate 10 --payload "$4" --seconds "$STREAM_SECONDS" --setup-rate 500 --server-pid "$SERVER_PID" --echo-pid "$echo_pid")
     kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true
+    release_ports "$first" "$STREAM_CALLS"
     local label="$3 calls $STREAM_CALLS x 10 pps ${4}B"
     record "$1" "$2" "$label server CPU us/packet" "$(field server_us_per_packet "$out")"
     record "$1" "$2" "$label loss %" "$(field loss_pct "$out")"

@@ -65,20 +65,27 @@ void run_until(asio::io_context& io, const std::function<bool()>& done) {
     while (!done() && std::chrono::steady_clock::now() < deadline) io.run_for(std::chrono::milliseconds(10));
 }
 
-} // namespace
-
-TEST_CASE("relay_poller: every datagram of every socket arrives, a flood included, in order") {
+/// A poller watching two relay sockets, a and b, and a peer socket that sends to them.
+struct poller_fixture {
     asio::io_context io;
     udp_batch batch;
     null_sink sink;
     recording_handler handler;
-    relay_poller poller(io, handler, batch, sink);
+    relay_poller poller{io, handler, batch, sink};
     protocol::transport_address a_address, b_address, peer_address;
-    const int a = bound_socket(a_address);
-    const int b = bound_socket(b_address);
-    const int peer = bound_socket(peer_address);
-    REQUIRE(poller.add(a));
-    REQUIRE(poller.add(b));
+    int a = bound_socket(a_address);
+    int b = bound_socket(b_address);
+    int peer = bound_socket(peer_address);
+    poller_fixture() {
+        REQUIRE(poller.add(a));
+        REQUIRE(poller.add(b));
+    }
+    ~poller_fixture() { ::close(peer); }
+};
+
+} // namespace
+
+TEST_CASE_FIXTURE(poller_fixture, "relay_poller: every datagram of every socket arrives, a flood included, in order") {
     CHECK(poller.size() == 2);
     poller.start();
     // 300 on a: more than the 4 x 32 one socket gets per turn, so a waits on the backlog.
@@ -95,21 +102,9 @@ TEST_CASE("relay_poller: every datagram of every socket arrives, a flood include
     CHECK(handler.got[b].back() == "late");
     poller.remove_all();
     CHECK(poller.size() == 0);
-    ::close(peer);
 }
 
-TEST_CASE("relay_poller: a socket removed mid-turn gets nothing more and closes after the flush") {
-    asio::io_context io;
-    udp_batch batch;
-    null_sink sink;
-    recording_handler handler;
-    relay_poller poller(io, handler, batch, sink);
-    protocol::transport_address a_address, b_address, peer_address;
-    const int a = bound_socket(a_address);
-    const int b = bound_socket(b_address);
-    const int peer = bound_socket(peer_address);
-    REQUIRE(poller.add(a));
-    REQUIRE(poller.add(b));
+TEST_CASE_FIXTURE(poller_fixture, "relay_poller: a socket removed mid-turn gets nothing more and closes after the flush") {
     poller.start();
     // Whichever socket the turn serves first removes the other (as an allocation ending does);
     // a datagram is queued meanwhile, so the descriptor must stay open until the flush.
@@ -136,5 +131,4 @@ TEST_CASE("relay_poller: a socket removed mid-turn gets nothing more and closes 
     send_to(peer, kept == a ? a_address : b_address, "z");
     run_until(io, [&] { return handler.got[kept].size() == 2; });
     CHECK(handler.got[kept].size() == 2);
-    ::close(peer);
 }
