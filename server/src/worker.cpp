@@ -141,21 +141,25 @@ void worker::run() {
     const double threshold = cfg_.batching.above_pps;
     auto window_start = clock::now();
     std::uint64_t window_count = relayed_packets();
+    // A pass that already relayed this many packets is batch enough: waiting would only slow a
+    // closed loop of clients (each waiting for its answer) without saving anything.
+    constexpr std::uint64_t large_pass = 64;
     bool busy = false;
     while (!io_.stopped()) {
         const auto began = clock::now();
+        const auto before = relayed_packets();
         io_.run_one();
         while (io_.poll() != 0) {
         }
         const auto now = clock::now();
+        const auto count = relayed_packets();
         if (now - window_start >= window) {
-            const auto count = relayed_packets();
             const double seconds = std::chrono::duration<double>(now - window_start).count();
             busy = static_cast<double>(count - window_count) >= threshold * seconds;
             window_start = now;
             window_count = count;
         }
-        if (busy) {
+        if (busy && count - before < large_pass) {
             ++batched_passes_;
             std::this_thread::sleep_until(began + delay);
         }
