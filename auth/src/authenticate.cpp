@@ -19,11 +19,12 @@ auth_result authenticate(const message_view& req, const client_identity& client,
     // RFC 8489 §9.2.4 step 1: no integrity at all -> 401 with REALM and NONCE.
     if (!has_mi && !has_mi256) return r;
 
-    // Step 2: integrity without USERNAME, REALM or NONCE -> 400.
+    // Step 2: integrity without USERNAME or USERHASH, REALM or NONCE -> 400.
     const auto user = req.get<username>();
+    const auto hash = user ? std::nullopt : req.get<userhash>();
     const auto realm_attr = req.get<realm>();
     const auto nonce_attr = req.get<nonce>();
-    if (!user || !realm_attr || !nonce_attr) {
+    if ((!user && !hash) || !realm_attr || !nonce_attr) {
         r.status = auth_status::bad_request;
         return r;
     }
@@ -66,19 +67,27 @@ auth_result authenticate(const message_view& req, const client_identity& client,
     // the same and answers the same as a wrong password.
     const bool use_sha256 = has_mi256;
     const auto alg = algorithm;
+    // §14.4: a USERHASH names a static user by SHA-256(username ":" realm); one that names
+    // nobody is an unknown user (a hash of its own stands in for the name, never a real one).
+    std::string_view name = user ? user->value : std::string_view{};
+    bool hash_unknown = false;
+    if (hash) {
+        if (const auto found = store.find_by_hash(hash->hash)) name = *found;
+        else hash_unknown = true;
+    }
     // A TURN REST credential ends at its expiry, for the requests of an existing allocation too.
-    const auto expires = store.credential_expiry(user->value);
+    const auto expires = hash_unknown ? std::nullopt : store.credential_expiry(name);
     const bool expired = expires && *expires < now;
     credential_store::candidates keys;
-    if (expired) {
+    if (expired || hash_unknown) {
         // Checked against a throwaway key below, like an unknown user.
-    } else if (known != nullptr && user->value == known_username && known->algorithm == alg) {
+    } else if (known != nullptr && name == known_username && known->algorithm == alg) {
         keys.keys[keys.count++] = *known;
     } else {
-        keys = store.lookup(user->value, alg, now);
+        keys = store.lookup(name, alg, now);
     }
     const bool unknown = keys.count == 0;
-    if (unknown) keys.keys[keys.count++] = long_term_key(user->value, store.realm(), "", alg);
+    if (unknown) keys.keys[keys.count++] = long_term_key(name, store.realm(), "", alg);
 
     for (std::size_t i = 0; i < keys.count; ++i) {
         const bool good = use_sha256 ? verify_message_integrity_sha256(req, keys.keys[i].view())
@@ -86,7 +95,7 @@ auth_result authenticate(const message_view& req, const client_identity& client,
         if (good && !unknown) {
             r.status = auth_status::ok;
             r.signing_key = keys.keys[i];
-            r.username = user->value;
+            r.username = name;
             r.sha256 = use_sha256;
             r.expires = expires;
             return r;

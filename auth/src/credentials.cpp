@@ -27,11 +27,24 @@ std::span<const std::uint8_t> bytes(std::string_view s) {
 void credential_store::add_user(std::string_view name, std::string_view password) {
     users_[std::string(name)] = {long_term_key(name, realm_, password, protocol::password_algorithm::md5),
                                  long_term_key(name, realm_, password, protocol::password_algorithm::sha256)};
+    add_hash(name);
 }
 
 void credential_store::add_user_key(std::string_view name, const key& md5_key) {
     users_[std::string(name)] = {md5_key, std::nullopt};
     md5_only_users_ = true;
+    add_hash(name);
+}
+
+void credential_store::add_hash(std::string_view name) {
+    const auto h = user_hash(name, realm_);
+    by_hash_[std::string(h.begin(), h.end())] = std::string(name);
+}
+
+std::optional<std::string_view> credential_store::find_by_hash(const std::array<std::uint8_t, 32>& hash) const {
+    const auto it = by_hash_.find(std::string(hash.begin(), hash.end()));
+    if (it == by_hash_.end()) return std::nullopt;
+    return std::string_view(it->second);
 }
 
 std::span<const protocol::password_algorithm> credential_store::offered_algorithms() const {

@@ -135,6 +135,7 @@ namespace {
 struct auth_fixture {
     credential_store store{"ferry"};
     nonce_manager nonces{std::chrono::seconds(600), fixed_secret};
+    bool by_hash = false; ///< request() sends USERHASH instead of USERNAME
     std::vector<std::uint8_t> buf = std::vector<std::uint8_t>(1024);
     message_view msg;
 
@@ -149,7 +150,8 @@ struct auth_fixture {
         std::array<std::uint8_t, 12> txid{7};
         message_writer w(buf, make_message_type(method::allocate, message_class::request), txid);
         requested_transport{transport_udp}.encode(w);
-        if (!user.empty()) username{user}.encode(w);
+        if (by_hash) userhash{user_hash(user, "ferry")}.encode(w);
+        else if (!user.empty()) username{user}.encode(w);
         if (with_realm) realm{"ferry"}.encode(w);
         nonce{nonce_text}.encode(w);
         if (sha256) {
@@ -262,6 +264,45 @@ message_view& with_algorithms(auth_fixture& f, std::string_view nonce_text, std:
 }
 
 } // namespace
+
+TEST_CASE("USERHASH in place of USERNAME names a static user (RFC 8489 14.4)") {
+    auth_fixture f;
+    f.by_hash = true;
+    const auto n = f.nonces.issue(client, t0);
+    SUBCASE("the user is found by the hash, with SHA-256 or MD5") {
+        auto r = authenticate(f.request("bob", "hunter2", n, true), client, f.store, f.nonces, t0);
+        CHECK(r.status == auth_status::ok);
+        CHECK(r.username == "bob");
+        CHECK(r.sha256);
+        r = authenticate(f.request("bob", "hunter2", n), client, f.store, f.nonces, t0);
+        CHECK(r.status == auth_status::ok);
+        CHECK(r.username == "bob");
+    }
+    SUBCASE("a wrong password, or a hash that names nobody, fails like an unknown user") {
+        auto r = authenticate(f.request("bob", "hunter3", n, true), client, f.store, f.nonces, t0);
+        CHECK(r.status == auth_status::unauthorized);
+        CHECK(r.failure == auth_failure::bad_integrity);
+        r = authenticate(f.request("mallory", "", n, true), client, f.store, f.nonces, t0);
+        CHECK(r.status == auth_status::unauthorized);
+        CHECK(r.failure == auth_failure::unknown_user);
+    }
+    SUBCASE("a hash of another realm's name does not match") {
+        CHECK_FALSE(f.store.find_by_hash(user_hash("bob", "elsewhere")));
+        CHECK(f.store.find_by_hash(user_hash("bob", "ferry")) == "bob");
+    }
+    SUBCASE("a REST username cannot be found by its hash") {
+        const std::string user = std::to_string(t0 + 3600) + ":alice";
+        std::array<std::uint8_t, 20> mac{};
+        hmac_sha1(bytes("north"), bytes(user), mac);
+        CHECK(authenticate(f.request(user, base64_encode(mac), n, true), client, f.store, f.nonces, t0).status ==
+              auth_status::unauthorized);
+    }
+    SUBCASE("neither USERNAME nor USERHASH: 400") {
+        f.by_hash = false;
+        CHECK(authenticate(f.request("", "hunter2", n), client, f.store, f.nonces, t0).status ==
+              auth_status::bad_request);
+    }
+}
 
 TEST_CASE("PASSWORD-ALGORITHM and PASSWORD-ALGORITHMS: both or neither, as offered (RFC 8489 9.2.4)") {
     auth_fixture f;

@@ -94,6 +94,17 @@ run_probe 0 turn "turn:127.0.0.1:$PORT" --secret north-south-east-west --user pr
 grep -q "rest username: *[0-9]*:probe-test" <<<"$out" || fail "REST: no minted user name: $out"
 pass "turn with REST credentials minted from the shared secret"
 
+# USERHASH (RFC 8489 §14.4): SHA-256 credentials, the user named only by SHA-256(name:realm).
+run_probe 0 turn "turn:127.0.0.1:$PORT" --user ninefingers --password youhavetoberealistic --userhash --json
+[ "$(json_field credentials)" = "SHA-256, USERHASH" ] || fail "--userhash: credentials: $out"
+steps=$(python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print(" ".join(s["name"] for s in r["steps"] if s["ok"]))' <<<"$out")
+for want in allocate permission send/data channel-data release; do
+    grep -qw -- "$want" <<<"$steps" || fail "--userhash: step $want did not pass: $out"
+done
+run_probe 1 turn "turn:127.0.0.1:$PORT" --user ninefingers --password wrong --userhash
+run_probe 1 turn "turn:127.0.0.1:$PORT" --user nobody --password youhavetoberealistic --userhash
+pass "USERHASH: the user found by its hash relays both ways; a wrong password or unknown hash gets 401"
+
 # Failure verdicts.
 run_probe 1 turn "turn:127.0.0.1:$PORT" --user ninefingers --password wrong --realm other.example
 grep -q "user name or password is wrong for realm \"probe.example\"" <<<"$out" || fail "wrong password verdict: $out"

@@ -36,6 +36,7 @@ int usage(const char* why = nullptr) {
                  "  --realm R        the realm you expect (turn)\n"
                  "  --peer IP:PORT   an external UDP echo peer instead of ferry-probe's own (turn)\n"
                  "  --ttl S          lifetime of credentials minted with --secret (3600)\n"
+                 "  --userhash       SHA-256 credentials, naming the user by USERHASH (turn)\n"
                  "exit codes: 0 every step worked; 1 the server answered but refused or failed a step;\n"
                  "            2 bad command line; 3 no answer (nothing listens, or a firewall drops it)\n");
     return exit_usage;
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
         unsigned long n = 0;
         if (arg == "--json") o.json = true;
         else if (arg == "--insecure") o.insecure = true;
+        else if (arg == "--userhash") o.userhash = true;
         else if (arg == "--timeout" || arg == "--ttl") {
             const char* v = value();
             if (v == nullptr || !number(v, arg == "--ttl" ? 86400UL * 365 : 600000UL, n))

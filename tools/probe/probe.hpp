@@ -31,6 +31,8 @@ struct options {
     std::string peer;         ///< an external echo peer IP:PORT instead of our own
     std::string ca;
     bool insecure = false;
+    /// RFC 8489 SHA-256 credentials, the user named by USERHASH (§14.4) instead of USERNAME
+    bool userhash = false;
 };
 
 /// What a command found, step by step. In text mode each step is printed as it finishes; in

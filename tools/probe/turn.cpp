@@ -28,8 +28,9 @@ constexpr std::uint16_t probe_channel = 0x4000;
 /// request (RFC 8489 §9.2); a 438 Stale Nonce is answered with the new nonce, once.
 class session {
 public:
-    session(connection& c, std::chrono::milliseconds timeout, std::string user, std::string password)
-        : c_(c), timeout_(timeout), user_(std::move(user)), password_(std::move(password)) {}
+    session(connection& c, std::chrono::milliseconds timeout, std::string user, std::string password,
+            bool userhash = false)
+        : c_(c), timeout_(timeout), user_(std::move(user)), password_(std::move(password)), userhash_(userhash) {}
 
     std::optional<std::vector<std::uint8_t>> request(method m, const attrs_fn& attrs,
                                                      std::vector<std::vector<std::uint8_t>>* others = nullptr) {
@@ -48,12 +49,27 @@ public:
         if (!r || !n) return false;
         realm_ = std::string(r->value);
         nonce_ = std::string(n->value);
-        key_ = auth::long_term_key(user_, realm_, password_);
+        if (userhash_) {
+            // RFC 8489 §9.2.4: SHA-256 only when the server offers it; PASSWORD-ALGORITHMS is
+            // echoed as it came.
+            const auto offered = m.get<password_algorithms>();
+            if (!offered) return false;
+            algorithms_ = *offered;
+            bool sha256 = false;
+            for (std::size_t i = 0; i < offered->count; ++i)
+                sha256 = sha256 || offered->algorithms[i] == static_cast<std::uint16_t>(password_algorithm::sha256);
+            if (!sha256) return false;
+            key_ = auth::long_term_key(user_, realm_, password_, password_algorithm::sha256);
+        } else {
+            key_ = auth::long_term_key(user_, realm_, password_);
+        }
         return true;
     }
     bool signs() const { return !nonce_.empty(); }
     const std::string& realm_value() const { return realm_; }
-    bool verify(const message_view& m) const { return verify_message_integrity(m, key_.view()); }
+    bool verify(const message_view& m) const {
+        return userhash_ ? verify_message_integrity_sha256(m, key_.view()) : verify_message_integrity(m, key_.view());
+    }
 
     bool send_raw(std::span<const std::uint8_t> bytes) { return c_.send(bytes); }
 
@@ -64,7 +80,14 @@ private:
         message_writer w(buf, make_message_type(m, message_class::request), txid);
         attrs(w);
         software{"ferry-probe"}.encode(w);
-        if (signs()) {
+        if (signs() && userhash_) {
+            userhash{auth::user_hash(user_, realm_)}.encode(w);
+            realm{realm_}.encode(w);
+            nonce{nonce_}.encode(w);
+            password_algorithm_attribute{static_cast<std::uint16_t>(password_algorithm::sha256)}.encode(w);
+            algorithms_.encode(w);
+            w.append_message_integrity_sha256(key_.view());
+        } else if (signs()) {
             username{user_}.encode(w);
             realm{realm_}.encode(w);
             nonce{nonce_}.encode(w);
@@ -81,6 +104,8 @@ private:
     std::string password_;
     std::string realm_;
     std::string nonce_;
+    bool userhash_ = false;
+    password_algorithms algorithms_;
     auth::key key_;
 };
 
@@ -180,7 +205,8 @@ int run_turn(const server_url& url, const options& o) {
     auto c = open_connection(r, url, o, not_open);
     if (!c) return not_open;
     auto start = now();
-    session s(*c, o.timeout, user, password);
+    session s(*c, o.timeout, user, password, o.userhash);
+    r.fact("credentials", o.userhash ? "SHA-256, USERHASH" : "MD5, USERNAME");
     // A relay of our own family, so that our echo peer (on our address) can be its peer.
     const bool v6 = c->local().ip.family == address_family::ipv6;
     const attrs_fn udp_relay = [v6](message_writer& w) {

@@ -29,7 +29,7 @@ struct auth_result {
     auth_status status = auth_status::challenge;
     auth_failure failure = auth_failure::none; ///< unauthorized only
     key signing_key{};         ///< the key that verified (ok only)
-    std::string_view username; ///< a view into the request (ok only)
+    std::string_view username; ///< a view into the request, or into the store for a USERHASH (ok only)
     bool sha256 = false;       ///< the request used MESSAGE-INTEGRITY-SHA256
     std::optional<std::int64_t> expires; ///< unix time the credential ends (TURN REST; ok only)
 };

@@ -48,6 +48,10 @@ public:
     candidates lookup(std::string_view username, protocol::password_algorithm algorithm,
                       std::int64_t now) const;
 
+    /// The static user whose USERHASH (RFC 8489 §14.4) is `hash`, if any. TURN REST usernames
+    /// are made per client and cannot be found by their hash.
+    std::optional<std::string_view> find_by_hash(const std::array<std::uint8_t, 32>& hash) const;
+
     /// The expiry time of a REST username (either order), if it is one.
     static std::optional<std::int64_t> rest_expiry(std::string_view username);
     /// When `username`'s credential stops being valid (unix seconds): the expiry of a TURN REST
@@ -61,8 +65,11 @@ public:
     std::span<const protocol::password_algorithm> offered_algorithms() const;
 
 private:
+    void add_hash(std::string_view name);
+
     std::string realm_;
     std::unordered_map<std::string, user_keys> users_;
+    std::unordered_map<std::string, std::string> by_hash_; ///< USERHASH bytes -> a key of users_
     bool md5_only_users_ = false;
     std::vector<std::string> secrets_;
 };
