@@ -61,6 +61,12 @@ constexpr std::string_view known_keys[] = {
     "limits.allocations_total",
     "limits.permissions_per_allocation",
     "limits.channels_per_allocation",
+    "limits.unauthenticated_rate",
+    "limits.unauthenticated_burst",
+    "limits.allocations_per_ip",
+    "limits.allocation_bytes_per_second",
+    "limits.relay_bytes_per_second",
+    "limits.exempt_sources",
     "log",
     "log.level",
     "log.format",
@@ -388,6 +394,23 @@ config parse_root(const reader& r, const YAML::Node& root) {
             c.limits.permissions_per_allocation = r.number<unsigned>(n["permissions_per_allocation"], "limits.permissions_per_allocation", 1, 10000);
         if (n["channels_per_allocation"])
             c.limits.channels_per_allocation = r.number<unsigned>(n["channels_per_allocation"], "limits.channels_per_allocation", 1, 16384);
+        if (n["unauthenticated_rate"])
+            c.limits.unauthenticated_rate = r.number<unsigned>(n["unauthenticated_rate"], "limits.unauthenticated_rate", 0, 1000000);
+        if (n["unauthenticated_burst"])
+            c.limits.unauthenticated_burst = r.number<unsigned>(n["unauthenticated_burst"], "limits.unauthenticated_burst", 1, 1000000);
+        if (n["allocations_per_ip"])
+            c.limits.allocations_per_ip = r.number<unsigned>(n["allocations_per_ip"], "limits.allocations_per_ip", 0, 10000000);
+        if (n["allocation_bytes_per_second"])
+            c.limits.allocation_bytes_per_second = r.number<std::uint64_t>(
+                n["allocation_bytes_per_second"], "limits.allocation_bytes_per_second", 0, 100'000'000'000ull);
+        if (n["relay_bytes_per_second"])
+            c.limits.relay_bytes_per_second = r.number<std::uint64_t>(
+                n["relay_bytes_per_second"], "limits.relay_bytes_per_second", 0, 1'000'000'000'000ull);
+        if (n["exempt_sources"]) {
+            c.limits.exempt_sources.clear();
+            if (!n["exempt_sources"].IsNull())
+                c.limits.exempt_sources = parse_ranges(r, n["exempt_sources"], "limits.exempt_sources");
+        }
     }
     if (const auto& n = root["log"]) {
         r.only_keys(n, "log");
@@ -463,6 +486,10 @@ config load_config(const std::string& path) {
     std::stringstream ss;
     ss << in.rdbuf();
     return parse_config(ss.str(), path);
+}
+
+unsigned worker_count(const config& c) {
+    return c.threads != 0 ? c.threads : std::max(1u, std::thread::hardware_concurrency());
 }
 
 } // namespace ferry::server

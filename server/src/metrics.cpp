@@ -68,6 +68,10 @@ std::string render_metrics(std::span<const worker_snapshot> workers, const proce
         t.turn.quota_refused += s.quota_refused;
         t.turn.redirected += s.redirected;
         t.turn.revoked += s.revoked;
+        t.turn.quota_ip_refused += s.quota_ip_refused;
+        t.turn.unauthenticated_limited += s.unauthenticated_limited;
+        t.turn.bandwidth_dropped += s.bandwidth_dropped;
+        t.turn.bandwidth_dropped_bytes += s.bandwidth_dropped_bytes;
         t.turn.tcp_links += s.tcp_links;
         for (std::size_t i = 0; i < 4; ++i)
             for (std::size_t f = 0; f < 2; ++f) {
@@ -154,13 +158,21 @@ std::string render_metrics(std::span<const worker_snapshot> workers, const proce
              "Packets and requests dropped or refused, by reason: no_permission (relayed data without a "
              "permission), peer_refused (peer policy, 403), quota (486/508 by a limit), malformed (not STUN, "
              "bad FINGERPRINT, stray responses), amplification (unauthenticated requests too small to answer), "
-             "send_failed (UDP datagrams the kernel refused: a full socket buffer, an unreachable destination)");
+             "send_failed (UDP datagrams the kernel refused: a full socket buffer, an unreachable destination), "
+             "quota_ip (486 by limits.allocations_per_ip, also counted in quota), unauthenticated_rate (requests "
+             "left unanswered: their source spent limits.unauthenticated_rate), bandwidth (relayed packets over "
+             "a bandwidth cap)");
     e.sample("ferry_dropped_total", {{"reason", "no_permission"}}, t.turn.dropped_no_permission);
     e.sample("ferry_dropped_total", {{"reason", "peer_refused"}}, t.turn.peer_refused);
     e.sample("ferry_dropped_total", {{"reason", "quota"}}, t.turn.quota_refused);
     e.sample("ferry_dropped_total", {{"reason", "malformed"}}, t.handler.dropped);
     e.sample("ferry_dropped_total", {{"reason", "amplification"}}, t.turn.amplification_dropped);
     e.sample("ferry_dropped_total", {{"reason", "send_failed"}}, t.send_failures);
+    e.sample("ferry_dropped_total", {{"reason", "quota_ip"}}, t.turn.quota_ip_refused);
+    e.sample("ferry_dropped_total", {{"reason", "unauthenticated_rate"}}, t.turn.unauthenticated_limited);
+    e.sample("ferry_dropped_total", {{"reason", "bandwidth"}}, t.turn.bandwidth_dropped);
+    e.family("ferry_dropped_bytes_total", "counter", "Relayed bytes dropped by a bandwidth cap");
+    e.sample("ferry_dropped_bytes_total", {{"reason", "bandwidth"}}, t.turn.bandwidth_dropped_bytes);
 
     e.family("ferry_batched_passes_total", "counter",
              "Passes over the sockets that a worker started after the batching delay, because it relayed more "

@@ -20,6 +20,15 @@ std::shared_ptr<const turn_runtime> build_runtime(config& cfg) {
     s.allocations_total = cfg.limits.allocations_total;
     s.permissions_per_allocation = cfg.limits.permissions_per_allocation;
     s.channels_per_allocation = cfg.limits.channels_per_allocation;
+    const auto& l = cfg.limits;
+    s.limits.unauthenticated_rate = l.unauthenticated_rate;
+    s.limits.unauthenticated_burst = l.unauthenticated_burst;
+    s.limits.allocations_per_ip = l.allocations_per_ip;
+    s.limits.allocation_bytes_per_second = static_cast<double>(l.allocation_bytes_per_second);
+    // Each worker keeps its own share of the total: no shared counter on the packet path.
+    s.limits.relay_bytes_per_second = static_cast<double>(l.relay_bytes_per_second) / worker_count(cfg);
+    s.limits.ipv6_prefix = l.ipv6_prefix_length;
+    s.limits.exempt = l.exempt_sources;
     s.alternate_servers = t.alternate_servers;
     s.alternate_domain = t.alternate_domain;
     auto rt = std::make_shared<turn_runtime>(

@@ -69,7 +69,7 @@ private:
 int process::run() {
     auto& cfg = running_;
     start_time_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    const unsigned threads = cfg.threads != 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+    const unsigned threads = worker_count(cfg);
 
     if (cfg.turn.enabled()) {
         auto runtime = build_runtime(cfg); // wipes the passwords

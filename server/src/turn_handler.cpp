@@ -170,6 +170,19 @@ std::size_t turn_handler::handle_request(const request_context& ctx, const messa
     const auto auth = auth::authenticate(req, client_of(ctx), *credentials_, nonces_, clock_.unix_now(),
                                          existing != nullptr ? &existing->key : nullptr,
                                          existing != nullptr ? std::string_view(existing->username) : "");
+    // An answer to a request that did not authenticate, over UDP where the source may be forged,
+    // costs its source a token (limits.unauthenticated_rate); with none left, no answer.
+    if (auth.status != auth::auth_status::ok && ctx.via == transport::udp) {
+        const auto& limits = settings_->limits;
+        if (!limits.exempts(ctx.remote.ip) &&
+            !shared_.unauthenticated.allow(ctx.remote.ip, limits.unauthenticated_rate, limits.unauthenticated_burst,
+                                    limits.ipv6_prefix, now)) {
+            ++stats_.unauthenticated_limited;
+            log_.at(log_level::info, "{} {} from {}: unauthenticated answers to this source are over "
+                    "limits.unauthenticated_rate; not answered", to_string(ctx.via), method_name(req.method()), ctx.remote);
+            return 0;
+        }
+    }
     switch (auth.status) {
     case auth::auth_status::ok: break;
     case auth::auth_status::challenge: return error(ctx, req, error::unauthenticated, out, nullptr, false, true);
@@ -319,10 +332,22 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     //     A draining server, or one at allocations_total, sends the client to an alternate
     //     server (RFC 8489 §10) when one is configured.
     if (draining_) return try_alternate(ctx, req, auth, out);
+    //     Beside the user's quota, one on the client's address (limits.allocations_per_ip):
+    //     486 too, as coturn answers for its per-IP quota.
     const std::string user(auth.username);
-    switch (shared_.acquire(user, settings_->allocations_per_user, settings_->allocations_total)) {
+    const auto& limits = settings_->limits;
+    const bool exempt = limits.exempts(ctx.remote.ip);
+    const auto source = source_key(ctx.remote.ip, limits.ipv6_prefix);
+    switch (shared_.acquire(user, settings_->allocations_per_user, settings_->allocations_total, source,
+                            exempt ? 0 : limits.allocations_per_ip)) {
     case turn_shared::quota::ok: break;
     case turn_shared::quota::user: ++stats_.quota_refused; return fail(error::allocation_quota_reached);
+    case turn_shared::quota::ip:
+        ++stats_.quota_refused;
+        ++stats_.quota_ip_refused;
+        log_.at(log_level::info, "Allocate from {}: its address holds {} allocations already (limits.allocations_per_ip)",
+                ctx.remote, limits.allocations_per_ip);
+        return fail(error::allocation_quota_reached);
     case turn_shared::quota::total: ++stats_.quota_refused; return try_alternate(ctx, req, auth, out);
     }
 
@@ -342,7 +367,7 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
         for (const auto& r : a->relayed()) relays_.close(r.handle);
         if (a->reserved)
             if (const auto r = shared_.cancel(*a->reserved)) relays_.close(r->handle);
-        shared_.release(user);
+        shared_.release(user, source);
         return fail(code);
     };
 
@@ -400,6 +425,8 @@ std::size_t turn_handler::handle_allocate(const request_context& ctx, const mess
     a->tcp = tcp;
     a->route = {ctx.socket, ctx.wildcard, ctx.local, ctx.remote, ctx.via};
     a->username = user;
+    a->quota_source = source;
+    a->capped = !exempt;
     a->key = auth.signing_key;
     a->sha256 = auth.sha256;
     a->credential_expires = auth.expires;
@@ -631,6 +658,7 @@ void turn_handler::handle_send(const request_context& ctx, const message_view& i
         ++stats_.dropped_no_permission;
         return;
     }
+    if (!within_bandwidth(*a, a->to_peer_budget, payload->size(), now)) return;
     sink.to_peer(relay->handle, peer->address, *payload);
     ++a->counters.to_peer_packets;
     a->counters.to_peer_bytes += payload->size();
@@ -659,6 +687,7 @@ void turn_handler::handle_channel_data(const request_context& ctx, std::span<con
     }
     const auto* relay = a->relay_for(ch->peer.ip.family);
     if (relay == nullptr) return;
+    if (!within_bandwidth(*a, a->to_peer_budget, cd->data.size(), now)) return;
     sink.to_peer(relay->handle, ch->peer, cd->data);
     ++a->counters.to_peer_packets;
     a->counters.to_peer_bytes += cd->data.size();
@@ -678,6 +707,7 @@ void turn_handler::handle_peer(int handle, const transport_address& peer, std::s
         ++stats_.dropped_no_permission;
         return;
     }
+    if (!within_bandwidth(*a, a->to_client_budget, payload.size(), now)) return;
     auto buf = sink.buffer();
     if (buf.empty()) return;
     std::span<const std::uint8_t> message;
@@ -714,6 +744,25 @@ void turn_handler::handle_peer(int handle, const transport_address& peer, std::s
     sink.to_client(a->route, message);
 }
 
+// limits.allocation_bytes_per_second (each direction of each allocation) and this worker's
+// share of limits.relay_bytes_per_second; application data bytes are counted.
+bool turn_handler::within_bandwidth(allocation& a, token_bucket& budget, std::size_t bytes, steady_time now) {
+    if (!a.capped) return true;
+    const auto& limits = settings_->limits;
+    // A second's worth may be saved up, and always one datagram of the largest size.
+    constexpr double largest = 65535;
+    const double per_allocation = limits.allocation_bytes_per_second;
+    const double total = limits.relay_bytes_per_second;
+    const auto n = static_cast<double>(bytes);
+    if (budget.take(n, per_allocation, std::max(per_allocation, largest), now) &&
+        worker_budget_.take(n, total, std::max(total, largest), now))
+        return true;
+    ++stats_.bandwidth_dropped;
+    stats_.bandwidth_dropped_bytes += bytes;
+    log_.at(log_level::info, "user '{}' client {}: a {}-byte packet over the bandwidth cap dropped", a.username,
+            a.tuple.client, bytes);
+    return false;
+}
 
 void turn_handler::client_closed(const five_tuple& tuple) {
     if (allocation* a = table_.find(tuple, clock_.now())) {

@@ -25,6 +25,7 @@ std::size_t turn_handler::reconfigure(std::shared_ptr<const turn_runtime> next) 
     const auto now = clock_.unix_now();
     std::vector<allocation*> revoked;
     table_.for_each([&](allocation& a) {
+        a.capped = !settings_->limits.exempts(a.tuple.client.ip);
         const auto keys = credentials_->lookup(a.username, a.key.algorithm, now);
         const auto begin = keys.keys.begin();
         const auto end = begin + static_cast<long>(keys.count);
@@ -105,7 +106,7 @@ void turn_handler::on_removed(allocation& a) {
         shared_.drop_connection(l.id);
         relays_.close_tcp(l.id);
     }
-    shared_.release(a.username);
+    shared_.release(a.username, a.quota_source);
     if (!log::enabled(log_level::info)) return;
     // The usage record: what operators bill from and investigate abuse with.
     const auto lasted = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - a.created).count();

@@ -11,31 +11,40 @@ using std::chrono::seconds;
 // turn_shared: what the workers share (quotas, EVEN-PORT reservations, RFC 6062 connection ids),
 // behind one mutex touched only when allocations and connections come and go.
 
-turn_shared::quota turn_shared::acquire(const std::string& user, unsigned per_user, unsigned total) {
+turn_shared::quota turn_shared::acquire(const std::string& user, unsigned per_user, unsigned total,
+                                        const std::optional<protocol::ip_address>& source, unsigned per_ip) {
     std::lock_guard lock(mutex_);
-    return acquire_locked(user, per_user, total);
+    return acquire_locked(user, per_user, total, source, per_ip);
 }
 
-turn_shared::quota turn_shared::acquire_locked(const std::string& user, unsigned per_user, unsigned total) {
+turn_shared::quota turn_shared::acquire_locked(const std::string& user, unsigned per_user, unsigned total,
+                                               const std::optional<protocol::ip_address>& source, unsigned per_ip) {
     if (total != 0 && total_ >= total) return quota::total;
-    auto& n = per_user_[user];
-    if (per_user != 0 && n >= per_user) {
-        if (n == 0) per_user_.erase(user);
-        return quota::user;
+    const auto user_it = per_user_.find(user);
+    if (per_user != 0 && user_it != per_user_.end() && user_it->second >= per_user) return quota::user;
+    if (source) {
+        const ip_key k{source->family, source->bytes};
+        const auto ip_it = per_ip_.find(k);
+        if (per_ip != 0 && ip_it != per_ip_.end() && ip_it->second >= per_ip) return quota::ip;
+        ++per_ip_[k];
     }
-    ++n;
+    ++per_user_[user];
     ++total_;
     return quota::ok;
 }
 
-void turn_shared::release(const std::string& user) {
+void turn_shared::release(const std::string& user, const std::optional<protocol::ip_address>& source) {
     std::lock_guard lock(mutex_);
-    release_locked(user);
+    release_locked(user, source);
 }
 
-void turn_shared::release_locked(const std::string& user) {
+void turn_shared::release_locked(const std::string& user, const std::optional<protocol::ip_address>& source) {
     auto it = per_user_.find(user);
     if (it != per_user_.end() && --it->second == 0) per_user_.erase(it);
+    if (source) {
+        auto ip_it = per_ip_.find({source->family, source->bytes});
+        if (ip_it != per_ip_.end() && --ip_it->second == 0) per_ip_.erase(ip_it);
+    }
     if (total_ > 0) --total_;
 }
 

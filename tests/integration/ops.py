@@ -8,9 +8,14 @@
       one Allocate; prints "code=N" (200 for success)
   hold --port P --user U --password W --seconds S
       one Allocate, then holds it S seconds without a word (prints "allocated" first)
+  flood --port P --count N
+      N unauthenticated Allocates from one socket, back to back; prints "answered=K" (the
+      answers that came within a second of the last)
   notify --socket PATH --seconds S
       listens as systemd's NOTIFY_SOCKET for S seconds and prints each datagram's lines,
       one datagram a line, with its arrival time: "T.TTT READY=1|STATUS=..."
+--source IP binds the client's socket to that address first (127.0.0.2 and so on: loopback
+addresses stand in for different clients).
 """
 import argparse
 import hashlib
@@ -49,6 +54,8 @@ def read_plain_address(value: bytes) -> str:
 def udp_exchange(args):
     s = socket.socket(sp.family_of(args.host), socket.SOCK_DGRAM)
     s.settimeout(1)
+    if args.source:
+        s.bind((args.source, 0))
     s.connect((args.host, args.port))
     raw = {}
 
@@ -89,6 +96,25 @@ def hold(args) -> None:
     time.sleep(args.seconds)
 
 
+def flood(args) -> None:
+    s = socket.socket(sp.family_of(args.host), socket.SOCK_DGRAM)
+    if args.source:
+        s.bind((args.source, 0))
+    s.connect((args.host, args.port))
+    body = sp.attr(0x0019, bytes([17, 0, 0, 0]))
+    for _ in range(args.count):
+        s.send(struct.pack("!HHI", 0x0003, len(body), sp.COOKIE) + os.urandom(12) + body)
+    answered = 0
+    s.settimeout(1)
+    try:
+        while True:
+            s.recv(4096)
+            answered += 1
+    except socket.timeout:
+        pass
+    print(f"answered={answered}")
+
+
 def notify(args) -> None:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind(args.socket)
@@ -109,15 +135,18 @@ def notify(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["redirect", "allocate", "hold", "notify"])
+    ap.add_argument("command", choices=["redirect", "allocate", "hold", "flood", "notify"])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--user", default="")
     ap.add_argument("--password", default="")
     ap.add_argument("--socket", default="")
     ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--count", type=int, default=100)
+    ap.add_argument("--source", default="")
     args = ap.parse_args()
-    {"redirect": redirect, "allocate": allocate, "hold": hold, "notify": notify}[args.command](args)
+    {"redirect": redirect, "allocate": allocate, "hold": hold, "flood": flood,
+     "notify": notify}[args.command](args)
 
 
 if __name__ == "__main__":

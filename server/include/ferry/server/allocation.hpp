@@ -18,10 +18,10 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+#include "ferry/server/limits.hpp"
 
 namespace ferry::server {
 
-using steady_time = std::chrono::steady_clock::time_point;
 
 /// RFC 8656 §2.2: client address, server address and transport identify an allocation.
 struct five_tuple {
@@ -106,6 +106,12 @@ struct allocation {
     bool tcp = false;            ///< RFC 6062: the relayed address is a listening TCP socket
     std::vector<tcp_link> links; ///< its peer connections
     relay_counters counters;
+    /// Bandwidth caps (limits.allocation_bytes_per_second), each direction; `capped` is false
+    /// for a client from an exempt source.
+    bool capped = true;
+    protocol::ip_address quota_source; ///< the source_key it is counted under (allocations_per_ip)
+    token_bucket to_peer_budget;
+    token_bucket to_client_budget;
     end_reason ended = end_reason::expired; ///< set before it leaves the table
     std::int64_t created_unix = 0;          ///< start, unix seconds (usage records)
 

@@ -59,6 +59,16 @@ struct limits_config {
     unsigned allocations_total = 50000;       ///< 508 beyond this (0: no limit)
     unsigned permissions_per_allocation = 64; ///< 508 beyond this
     unsigned channels_per_allocation = 64;    ///< 508 beyond this
+    /// Answers a second (and saved up) to one UDP source whose requests do not authenticate
+    /// (401, 438, 400); past them, none. 0: no limit.
+    unsigned unauthenticated_rate = 20;
+    unsigned unauthenticated_burst = 60;
+    unsigned allocations_per_ip = 1000;  ///< 486 beyond this, for clients at one address (0: no limit)
+    std::uint64_t allocation_bytes_per_second = 12'500'000; ///< per allocation, each direction (0: no limit)
+    std::uint64_t relay_bytes_per_second = 0; ///< all relayed data, both directions (0: no limit)
+    /// Sources the four limits above do not apply to: loopback cannot be forged from outside
+    /// and is the host's own (monitoring, load tests).
+    std::vector<ip_range> exempt_sources{*ip_range::parse("127.0.0.0/8"), *ip_range::parse("::1")};
 };
 
 /// A long-term credential user: a password, or the precomputed key MD5(name:realm:password).
@@ -140,6 +150,9 @@ class config_error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
+
+/// The worker threads a configuration runs: `threads`, or one per core.
+unsigned worker_count(const config& c);
 
 /// Reads and validates a YAML file. Throws config_error.
 config load_config(const std::string& path);

@@ -37,6 +37,7 @@ struct turn_settings {
     unsigned allocations_total = 50000;
     unsigned permissions_per_allocation = 64;
     unsigned channels_per_allocation = 64;
+    abuse_limits limits; ///< per-source answers, allocations per IP, bandwidth caps
     /// RFC 8489 §10: where new Allocates go (300) while draining or when full; empty: 508.
     std::vector<protocol::transport_address> alternate_servers;
     std::string alternate_domain; ///< ALTERNATE-DOMAIN, sent to clients on TLS or DTLS
@@ -54,9 +55,12 @@ struct turn_runtime {
 /// quota counts and EVEN-PORT reservations, which RFC 8656 §7.2 makes server-wide.
 class turn_shared {
 public:
-    enum class quota { ok, user, total };
-    quota acquire(const std::string& user, unsigned per_user, unsigned total);
-    void release(const std::string& user);
+    enum class quota { ok, user, total, ip };
+    /// A place for an allocation of `user`'s from `source` (a source_key; none: not counted by
+    /// address), or which quota is full. `per_ip` 0: no limit by address.
+    quota acquire(const std::string& user, unsigned per_user, unsigned total,
+                  const std::optional<protocol::ip_address>& source = std::nullopt, unsigned per_ip = 0);
+    void release(const std::string& user, const std::optional<protocol::ip_address>& source = std::nullopt);
     std::size_t total() const;
 
     /// RFC 8656 §7.2 EVEN-PORT with R: port N+1 held for a later Allocate. It holds a place
@@ -85,11 +89,18 @@ public:
     bool claim_connection(std::uint32_t id, std::string_view user);
     void drop_connection(std::uint32_t id);
 
+    /// Answers to UDP sources that have not authenticated (limits.unauthenticated_rate), for
+    /// all workers at once: a source's ports reach different workers.
+    source_limiter unauthenticated;
+
 private:
     mutable std::mutex mutex_;
     std::unordered_map<std::string, unsigned> per_user_;
-    quota acquire_locked(const std::string& user, unsigned per_user, unsigned total);
-    void release_locked(const std::string& user);
+    using ip_key = std::pair<protocol::address_family, std::array<std::uint8_t, 16>>;
+    quota acquire_locked(const std::string& user, unsigned per_user, unsigned total,
+                         const std::optional<protocol::ip_address>& source = std::nullopt, unsigned per_ip = 0);
+    void release_locked(const std::string& user, const std::optional<protocol::ip_address>& source = std::nullopt);
+    std::map<ip_key, unsigned> per_ip_;
 
     std::size_t total_ = 0;
     std::map<std::array<std::uint8_t, 8>, reservation> reservations_;
@@ -183,6 +194,10 @@ struct turn_stats {
     std::uint64_t quota_refused = 0;      ///< requests refused by a quota (486, 508)
     std::uint64_t redirected = 0;         ///< Allocates sent elsewhere (300)
     std::uint64_t revoked = 0;            ///< allocations ended by a reload
+    std::uint64_t quota_ip_refused = 0;   ///< of quota_refused: limits.allocations_per_ip
+    std::uint64_t unauthenticated_limited = 0; ///< answers not sent: the source's rate was spent
+    std::uint64_t bandwidth_dropped = 0;       ///< packets dropped by a bandwidth cap
+    std::uint64_t bandwidth_dropped_bytes = 0;
     /// allocations made, by [transport][family]: transport as `transport`, family 0 IPv4, 1 IPv6
     std::array<std::array<std::uint64_t, 2>, 4> created_by{};
 };
@@ -315,6 +330,9 @@ private:
     std::size_t next_alternate_ = 0;
     bool draining_ = false;
     log::throttle log_{10};
+    token_bucket worker_budget_;     ///< limits.relay_bytes_per_second, this worker's share
+    /// False (and the packet counted as dropped) when a bandwidth cap has no room for `bytes`.
+    bool within_bandwidth(allocation& a, token_bucket& budget, std::size_t bytes, steady_time now);
 };
 
 } // namespace ferry::server
