@@ -7,6 +7,7 @@
 #include "ferry/protocol/attributes.hpp"
 #include "ferry/protocol/integrity.hpp"
 #include "ferry/protocol/wire.hpp"
+#include "ferry/server/stun_handler.hpp"
 #include "ferry/server/turn_handler.hpp"
 
 #include <doctest/doctest.h>

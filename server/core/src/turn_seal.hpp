@@ -1,5 +1,5 @@
 // How turn_handler signs what it sends, shared by its translation units (turn_handler.cpp, turn_ops.cpp,
-// turn_tcp.cpp). Private to server/src.
+// turn_tcp.cpp). Private to server/core/src.
 #pragma once
 
 #include "ferry/auth/keys.hpp"

@@ -7,8 +7,9 @@
 
 #include "ferry/auth/authenticate.hpp"
 #include "ferry/server/allocation.hpp"
+#include "ferry/server/log.hpp"
 #include "ferry/server/peer_policy.hpp"
-#include "ferry/server/stun_handler.hpp"
+#include "ferry/server/request.hpp"
 
 #include <array>
 #include <chrono>

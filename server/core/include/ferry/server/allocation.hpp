@@ -6,7 +6,8 @@
 
 #include "ferry/auth/keys.hpp"
 #include "ferry/protocol/address.hpp"
-#include "ferry/server/stun_handler.hpp"
+#include "ferry/server/limits.hpp"
+#include "ferry/server/request.hpp"
 
 #include <array>
 #include <chrono>
@@ -18,7 +19,6 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-#include "ferry/server/limits.hpp"
 
 namespace ferry::server {
 

@@ -11,16 +11,6 @@ namespace ferry::server {
 
 using namespace ferry::protocol;
 
-std::string_view to_string(transport t) {
-    switch (t) {
-    case transport::udp: return "udp";
-    case transport::tcp: return "tcp";
-    case transport::tls: return "tls";
-    case transport::dtls: return "dtls";
-    }
-    return "?";
-}
-
 namespace {
 
 bool is_turn_method(std::uint16_t m) {

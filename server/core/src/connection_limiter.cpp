@@ -1,5 +1,7 @@
 #include "ferry/server/connection_limiter.hpp"
 
+#include "ferry/server/limits.hpp"
+
 namespace ferry::server {
 
 std::size_t connection_limiter::ip_hash::operator()(const protocol::ip_address& a) const noexcept {
@@ -9,11 +11,7 @@ std::size_t connection_limiter::ip_hash::operator()(const protocol::ip_address& 
 }
 
 protocol::ip_address connection_limiter::key_of(const protocol::ip_address& ip) const {
-    if (ip.family != protocol::address_family::ipv6) return ip;
-    protocol::ip_address key = ip;
-    for (unsigned bit = ipv6_prefix_; bit < 128; ++bit)
-        key.bytes[bit / 8] = static_cast<std::uint8_t>(key.bytes[bit / 8] & ~(0x80u >> (bit % 8)));
-    return key;
+    return source_key(ip, ipv6_prefix_);
 }
 
 connection_limiter::ticket connection_limiter::admit(const protocol::ip_address& source) {
