@@ -69,38 +69,9 @@ public:
     void deliver(std::span<const std::uint8_t> bytes) override {
         if (closed_) return;
         if constexpr (!is_tls) {
-            // Nothing queued and no writer: the socket takes it now (it nearly always has room),
-            // without a writer coroutine or an Asio operation. What it does not take is queued.
-            // Not for an RFC 6062 data connection: its partner pauses on the backlog and only the
-            // writer resumes it.
-            if (!writing_ && pending_.empty() && !partner_) {
-                const auto n = ::send(lowest().native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-                if (n == static_cast<ssize_t>(bytes.size())) return;
-                if (n > 0) {
-                    bytes = bytes.subspan(static_cast<std::size_t>(n));
-                } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                    close(); // the reader sees the error too; nothing more can be sent
-                    return;
-                }
-            }
+            if (!send_now(bytes)) return;
         }
-        if (pending_.size() + bytes.size() > limits_.tcp_buffer_bytes) {
-            log_.at(log_level::warn, "{} {}: client reads too slowly ({} bytes queued), closing", to_string(ctx_.via),
-                    ctx_.remote, pending_.size());
-            close();
-            return;
-        }
-        pending_.insert(pending_.end(), bytes.begin(), bytes.end());
-        if constexpr (is_tls) pending_ends_.push_back(pending_.size());
-        unsent_.fetch_add(bytes.size(), std::memory_order_relaxed);
-        if (!writing_) {
-            writing_ = true;
-            auto self = this->shared_from_this();
-            spawn(socket_.get_executor(), describe("writer"), [self] { return self->write_loop(); }, [self] {
-                self->writing_ = false;
-                self->close();
-            });
-        }
+        queue(bytes);
     }
 
     // RFC 6062: this connection became a client data connection (ConnectionBind). The read loop
@@ -129,6 +100,46 @@ public:
     }
 
 private:
+    // Plain TCP: with nothing queued and no writer, the socket takes the bytes now (it nearly
+    // always has room), without a writer coroutine or an Asio operation. Not for an RFC 6062
+    // data connection: its partner pauses on the backlog and only the writer resumes it.
+    // Returns false when nothing is left to queue (all sent, or the connection failed), else
+    // leaves in `bytes` what the socket did not take.
+    bool send_now(std::span<const std::uint8_t>& bytes) {
+        if (writing_ || !pending_.empty() || partner_) return true;
+        const auto n = ::send(lowest().native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n == static_cast<ssize_t>(bytes.size())) return false;
+        if (n > 0) {
+            bytes = bytes.subspan(static_cast<std::size_t>(n));
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            close(); // the reader sees the error too; nothing more can be sent
+            return false;
+        }
+        return true;
+    }
+
+    // Queues `bytes` for the writer (started if idle); a client that lets more than
+    // tcp_buffer_bytes pile up is cut off.
+    void queue(std::span<const std::uint8_t> bytes) {
+        if (pending_.size() + bytes.size() > limits_.tcp_buffer_bytes) {
+            log_.at(log_level::warn, "{} {}: client reads too slowly ({} bytes queued), closing", to_string(ctx_.via),
+                    ctx_.remote, pending_.size());
+            close();
+            return;
+        }
+        pending_.insert(pending_.end(), bytes.begin(), bytes.end());
+        if constexpr (is_tls) pending_ends_.push_back(pending_.size());
+        unsent_.fetch_add(bytes.size(), std::memory_order_relaxed);
+        if (!writing_) {
+            writing_ = true;
+            auto self = this->shared_from_this();
+            spawn(socket_.get_executor(), describe("writer"), [self] { return self->write_loop(); }, [self] {
+                self->writing_ = false;
+                self->close();
+            });
+        }
+    }
+
     std::string describe(std::string_view what) const {
         return fmt::format("{} {} {}", to_string(ctx_.via), ctx_.remote, what);
     }
@@ -173,16 +184,10 @@ private:
         writing_ = false;
     }
 
+    // The reader: (TLS) the handshake, then frames as they complete, each to its handler, until
+    // the stream ends, breaks its framing, or becomes an RFC 6062 data connection.
     asio::awaitable<void> read_loop() {
-        if constexpr (is_tls) {
-            auto [ec] = co_await socket_.async_handshake(asio::ssl::stream_base::server, use_tuple);
-            if (ec) {
-                log_.at(log_level::debug, "tls {}: handshake failed: {}", ctx_.remote, ec.message());
-                close();
-                co_return;
-            }
-            deadline_ = clock::now() + limits_.tcp_idle_timeout;
-        }
+        if (is_tls && !co_await handshake()) co_return;
         std::size_t used = 0;
         std::array<std::uint8_t, 2048> reply_buffer{};
         while (!closed_) {
@@ -190,56 +195,86 @@ private:
                                                             use_tuple);
             if (ec) break;
             used += n;
-            std::size_t off = 0;
-            std::size_t wanted = 0; ///< the size of an incomplete frame at `off`
-            bool bad = false;
-            // Relayed payloads are queued as pointers into in_: whatever happens below, they
-            // leave (or are dropped) before in_ can move, grow or be read into again.
-            send_scope flushed(sink_);
-            for (;;) {
-                const auto r = protocol::next_frame({in_.data() + off, used - off}, max_frame);
-                if (r.kind == protocol::frame_result::invalid) {
-                    bad = true;
-                    break;
-                }
-                if (r.kind == protocol::frame_result::need_more) {
-                    wanted = r.size;
-                    break;
-                }
-                const std::span<const std::uint8_t> frame(in_.data() + off, r.size);
-                off += r.size;
-                deadline_ = clock::now() + limits_.tcp_idle_timeout;
-                if (protocol::classify(frame[0]) == protocol::packet_kind::channel_data) {
-                    if (turn_ != nullptr) turn_->handle_channel_data(ctx_, frame, sink_);
-                    continue;
-                }
-                const reply rep = handler_.handle(ctx_, frame, reply_buffer, &sink_);
-                if (rep.size != 0) deliver({reply_buffer.data(), rep.size});
-                if (closed_ || partner_) break;
-            }
-            flushed.now();
-            if (bad) {
+            const auto f = handle_frames(used, reply_buffer);
+            if (f.bad) {
                 log_.at(log_level::debug, "{} {}: closing, the stream is not STUN framing", to_string(ctx_.via),
                         ctx_.remote);
                 break;
             }
             if (partner_ && !closed_) {
                 // Whatever followed the ConnectionBind is already the client's data.
-                if (used > off) partner_->push({in_.data() + off, used - off});
+                if (used > f.off) partner_->push({in_.data() + f.off, used - f.off});
                 co_await splice_loop();
                 break;
             }
-            std::memmove(in_.data(), in_.data() + off, used - off);
-            used -= off;
-            // Grow only to what the frame declared (never past max_frame), and only now that
-            // nothing queued points into in_.
-            if (wanted > in_.size()) in_.resize(wanted);
-            if (used == 0 && in_.size() > initial_buffer) {
-                in_.resize(initial_buffer);
-                in_.shrink_to_fit();
-            }
+            used = keep_unread(used, f);
         }
         close();
+    }
+
+    asio::awaitable<bool> handshake() {
+        if constexpr (is_tls) {
+            auto [ec] = co_await socket_.async_handshake(asio::ssl::stream_base::server, use_tuple);
+            if (ec) {
+                log_.at(log_level::debug, "tls {}: handshake failed: {}", ctx_.remote, ec.message());
+                close();
+                co_return false;
+            }
+            deadline_ = clock::now() + limits_.tcp_idle_timeout;
+        }
+        co_return true;
+    }
+
+    struct frames {
+        std::size_t off = 0;    ///< bytes of in_ handled
+        std::size_t wanted = 0; ///< the size of an incomplete frame at `off`
+        bool bad = false;       ///< not STUN framing
+    };
+
+    // Every complete frame in in_[0, used): ChannelData to the relay, STUN to the handler (its
+    // answer delivered), until one is incomplete or the connection closes or is spliced.
+    frames handle_frames(std::size_t used, std::span<std::uint8_t> reply_buffer) {
+        frames f;
+        // Relayed payloads are queued as pointers into in_: whatever happens below, they
+        // leave (or are dropped) before in_ can move, grow or be read into again.
+        send_scope flushed(sink_);
+        for (;;) {
+            const auto r = protocol::next_frame({in_.data() + f.off, used - f.off}, max_frame);
+            if (r.kind == protocol::frame_result::invalid) {
+                f.bad = true;
+                break;
+            }
+            if (r.kind == protocol::frame_result::need_more) {
+                f.wanted = r.size;
+                break;
+            }
+            const std::span<const std::uint8_t> frame(in_.data() + f.off, r.size);
+            f.off += r.size;
+            deadline_ = clock::now() + limits_.tcp_idle_timeout;
+            if (protocol::classify(frame[0]) == protocol::packet_kind::channel_data) {
+                if (turn_ != nullptr) turn_->handle_channel_data(ctx_, frame, sink_);
+                continue;
+            }
+            const reply rep = handler_.handle(ctx_, frame, reply_buffer, &sink_);
+            if (rep.size != 0) deliver({reply_buffer.data(), rep.size});
+            if (closed_ || partner_) break;
+        }
+        flushed.now();
+        return f;
+    }
+
+    // Moves the unread tail of in_ to its front and sizes in_ for the next frame: grown only to
+    // what the frame declared (never past max_frame), and only now that nothing queued points
+    // into in_; back to the initial size when empty. Returns the bytes kept.
+    std::size_t keep_unread(std::size_t used, const frames& f) {
+        std::memmove(in_.data(), in_.data() + f.off, used - f.off);
+        used -= f.off;
+        if (f.wanted > in_.size()) in_.resize(f.wanted);
+        if (used == 0 && in_.size() > initial_buffer) {
+            in_.resize(initial_buffer);
+            in_.shrink_to_fit();
+        }
+        return used;
     }
 
     // Raw bytes from the client to the peer connection, pausing while the peer is behind.

@@ -281,8 +281,36 @@ public:
     void start_drain() { draining_ = true; }
 
 private:
+    /// What an Allocate asks for, once RFC 8656 §7.2's checks have passed.
+    struct allocate_plan {
+        bool tcp = false;           ///< RFC 6062: REQUESTED-TRANSPORT TCP
+        bool dont_fragment = false;
+        bool even = false;          ///< EVEN-PORT
+        bool reserve_next = false;  ///< ... with R: keep N+1 for a later Allocate
+        std::optional<std::array<std::uint8_t, 8>> token; ///< RESERVATION-TOKEN
+        protocol::address_family family = protocol::address_family::ipv4;
+        protocol::ip_address primary;                    ///< where the relay socket binds
+        std::optional<protocol::ip_address> additional;  ///< ADDITIONAL-ADDRESS-FAMILY's, if served
+        bool partial = false; ///< an additional family asked for and not served (ADDRESS-ERROR-CODE)
+    };
+
+    // RFC 8656 §7.2, in turn_allocate.cpp.
     std::size_t handle_allocate(const request_context& ctx, const protocol::message_view& req,
                                 const auth::auth_result& auth, std::span<std::uint8_t> out);
+    std::uint16_t check_allocate(const request_context& ctx, const protocol::message_view& req, steady_time now,
+                                 allocate_plan& p);
+    turn_shared::quota take_quota(const request_context& ctx, const std::string& user,
+                                  const protocol::ip_address& source, bool exempt);
+    std::uint16_t open_relays(allocate_plan& p, const std::string& user, steady_time now, allocation& a,
+                              std::optional<std::array<std::uint8_t, 8>>& new_token);
+    std::span<const std::uint8_t> allocate_success(const request_context& ctx, const protocol::message_view& req,
+                                                   const auth::auth_result& auth, const allocation& a, bool partial,
+                                                   std::chrono::seconds life,
+                                                   const std::optional<std::array<std::uint8_t, 8>>& token,
+                                                   std::span<std::uint8_t> out);
+    /// The relay address of family `f` for a client that reached `ctx.local`.
+    std::optional<relay_address> relay_ip_for(const request_context& ctx, protocol::address_family f) const;
+
     std::size_t handle_refresh(allocation& a, const protocol::message_view& req, std::span<std::uint8_t> out);
     std::size_t handle_create_permission(allocation& a, const protocol::message_view& req,
                                          std::span<std::uint8_t> out);
