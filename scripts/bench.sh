@@ -44,14 +44,9 @@ RESULTS="$WORK/results.tsv"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=bench \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
 
-free_port() { python3 tests/integration/free_port.py "${1:-1}"; }
-# free_port claims its ports for this script's lifetime (tests/integration/free_port.py); a
-# workload that is done with a block of echo ports gives it back, or the claims pile up.
-release_ports() { local p; for p in $(seq "$1" $(($1 + $2 - 1))); do rm -f "/tmp/ferry-test-ports/$p"; done; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-fds() { ls "/proc/$1/fd" | wc -l; }
-field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+# free_port, release_ports (a workload done with a block of echo ports gives it back, or the
+# claims pile up), cpu_ticks, rss_kb, fds, field, calls_run.
+. scripts/lib/bench.sh
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"; } # server round metric value
 
 start_server() { # NAME PORT ADMIN_PORT TLS_PORT
@@ -138,16 +133,9 @@ measure() {
 # own echo peer port, each sending 10 ChannelData packets of 100 bytes a second, open loop; the
 # server's CPU over the data phase only, and the load tools' own CPU beside it.
 calls() {
-    local first out
-    first=$(free_port "$CALLS")
-    "$LOAD" echo --bind "127.0.0.1:$first" --ports "$CALLS" --seconds 120 >"$WORK/echo-calls.out" 2>&1 &
-    local echo_pid=$!
-    for _ in $(seq 50); do grep -q "^echo ready" "$WORK/echo-calls.out" && break; sleep 0.1; done
-    out=$("$LOAD" calls --server "127.0.0.1:$PORT" --peer "127.0.0.1:$first" --sockets "$CALLS" --rate 10 \
-        --payload 100 --seconds "$CALLS_SECONDS" --setup-rate 500 --server-pid "$SERVER_PID" --echo-pid "$echo_pid")
-    kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true
-    release_ports "$first" "$CALLS"
-    local label="calls $CALLS x 10 pps"
+    calls_run udp "127.0.0.1:$PORT" "$CALLS" 100 "$CALLS_SECONDS" "$SERVER_PID" ||
+        { echo "bench: calls on $1 failed: $CALLS_OUT"; exit 1; }
+    local out=$CALLS_OUT label="calls $CALLS x 10 pps"
     record "$1" "$2" "$label server CPU us/packet" "$(field server_us_per_packet "$out")"
     record "$1" "$2" "$label loss %" "$(field loss_pct "$out")"
     record "$1" "$2" "$label p50 us" "$(field p50_us "$out")"
@@ -159,18 +147,11 @@ calls() {
 # stream_calls SERVER ROUND tcp|tls PAYLOAD: the production shape over TURN-TCP or TURN-TLS,
 # STREAM_CALLS connections with one allocation each.
 stream_calls() {
-    local first out port=$PORT
+    local port=$PORT ok=yes
     [ "$3" = tls ] && port=$TLS_PORT
-    first=$(free_port "$STREAM_CALLS")
-    "$LOAD" echo --bind "127.0.0.1:$first" --ports "$STREAM_CALLS" --seconds 120 >"$WORK/echo-calls.out" 2>&1 &
-    local echo_pid=$!
-    for _ in $(seq 50); do grep -q "^echo ready" "$WORK/echo-calls.out" && break; sleep 0.1; done
-    local label="$3 calls $STREAM_CALLS x 10 pps ${4}B" ok=yes
-    out=$("$LOAD" calls --transport "$3" --server "127.0.0.1:$port" --peer "127.0.0.1:$first" --sockets "$STREAM_CALLS" \
-        --rate 10 --payload "$4" --seconds "$STREAM_SECONDS" --setup-rate 500 --server-pid "$SERVER_PID" \
-        --echo-pid "$echo_pid" 2>&1) || ok=""
-    kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true
-    release_ports "$first" "$STREAM_CALLS"
+    local label="$3 calls $STREAM_CALLS x 10 pps ${4}B"
+    calls_run "$3" "127.0.0.1:$port" "$STREAM_CALLS" "$4" "$STREAM_SECONDS" "$SERVER_PID" || ok=""
+    local out=$CALLS_OUT
     # A server that refuses part of the set-up (coturn has answered 437 to a reused client port)
     # is reported, and the run goes on without that row.
     [ -n "$ok" ] || { echo "bench: $label on $1 (round $2) failed: $out" >&2; record "$1" "$2" "$label set-up failures" 1; return 0; }

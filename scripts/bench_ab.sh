@@ -38,13 +38,9 @@ trap cleanup EXIT
 TICKS=$(getconf CLK_TCK)
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
-free_port() { python3 tests/integration/free_port.py "${1:-1}"; }
+. scripts/lib/bench.sh # free_port, release_ports, cpu_ticks, rss_kb, field, calls_run
 # free_port claims its ports for this script's lifetime (tests/integration/free_port.py); a
 # workload that is done with a block of echo ports gives it back, or the claims pile up.
-release_ports() { local p; for p in $(seq "$1" $(($1 + $2 - 1))); do rm -f "/tmp/ferry-test-ports/$p"; done; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 PORT=$(free_port)
 ECHO_PORT=$(free_port)
@@ -107,16 +103,9 @@ run() { # NAME BINARY
 wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 
 calls() { # NAME: the production shape, as bench.sh runs it
-    local first out echo_pid
-    first=$(free_port "$CALLS")
-    "$LOAD" echo --bind "127.0.0.1:$first" --ports "$CALLS" --seconds 120 >"$WORK/echo-calls.out" 2>&1 &
-    echo_pid=$!
-    for _ in $(seq 50); do grep -q "^echo ready" "$WORK/echo-calls.out" && break; sleep 0.1; done
-    out=$("$LOAD" calls --server "127.0.0.1:$PORT" --peer "127.0.0.1:$first" --sockets "$CALLS" --rate 10 \
-        --payload 100 --seconds "$CALLS_SECONDS" --setup-rate 500 --server-pid "$SERVER_PID" --echo-pid "$echo_pid")
-    kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true
-    release_ports "$first" "$CALLS"
-    local label="calls $CALLS x 10 pps"
+    calls_run udp "127.0.0.1:$PORT" "$CALLS" 100 "$CALLS_SECONDS" "$SERVER_PID" ||
+        { echo "bench_ab: calls failed: $CALLS_OUT"; exit 1; }
+    local out=$CALLS_OUT label="calls $CALLS x 10 pps"
     printf '%s\t%s\t%s\n' "$1" "$label CPU us/packet" "$(field server_us_per_packet "$out")" >>"$RESULTS"
     printf '%s\t%s\t%s\n' "$1" "$label loss %" "$(field loss_pct "$out")" >>"$RESULTS"
     printf '%s\t%s\t%s\n' "$1" "$label p50 us" "$(field p50_us "$out")" >>"$RESULTS"

@@ -4,7 +4,8 @@
 #
 #   ./scripts/soak.sh [--minutes N]     (default 10; after ./scripts/test.sh has built build/release)
 #
-# Side by side, each in a loop until the time is up, every run bounded:
+# Side by side, each in a loop until the time is up, every run bounded, so that every kind of
+# load has run within the first minute (the verdict's baseline):
 #   - ferry-load calls over UDP, TCP and TLS in turn: allocations set up, channels bound, ChannelData
 #     relayed to echo peers, allocations released (allocations, permissions and channels churn);
 #   - ferry-load allocate: Allocate and Refresh 0 as fast as they are answered;
@@ -53,7 +54,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 tests/integration/free_port.py "${1:-1}"; }
+. scripts/lib/bench.sh # free_port, rss_kb, fds
 PORT=$(free_port)      # UDP and TCP
 TPORT=$(free_port)     # TLS and DTLS
 ADMIN=$(free_port)
@@ -105,13 +106,11 @@ turnutils_peer -L 127.0.0.1 -p "$UPEER" >"$WORK/upeer.log" 2>&1 &
 PIDS+=($!)
 sleep 0.5
 
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$FERRY_PID/status"; }
-fds() { ls "/proc/$FERRY_PID/fd" | wc -l; }
 metric() { # the sum of a metric's samples
     curl -fs "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {printf "%d", s}'
 }
-BASE_FDS=$(fds)
-BASE_RSS=$(rss_kb)
+BASE_FDS=$(fds "$FERRY_PID")
+BASE_RSS=$(rss_kb "$FERRY_PID")
 LOG_START=$(wc -l <"$WORK/ferry.log") # start-up warnings (the descriptor limit) are not errors
 log_errors() { tail -n +$((LOG_START + 1)) "$WORK/ferry.log" | grep -cE ' (warn|error) ' || true; }
 : >"$WORK/failures"
@@ -122,11 +121,11 @@ failed() { echo "$1" >>"$WORK/failures"; }
 (
     i=0
     while left; do
-        via=$(case $((i % 3)) in 0) echo udp ;; 1) echo tcp ;; 2) echo tls ;; esac)
+        via=$(case $((i % 3)) in 0) echo tls ;; 1) echo tcp ;; 2) echo udp ;; esac)
         [ "$via" = udp ] && n=300 || n=150
         [ "$via" = tls ] && server="127.0.0.1:$TPORT" || server="127.0.0.1:$PORT"
         timeout 120 "$LOAD" calls --server "$server" --peer "127.0.0.1:$ECHO" --sockets "$n" --rate 20 \
-            --seconds 20 --setup-rate 200 --transport "$via" --user soak --password soak \
+            --seconds 10 --setup-rate 200 --transport "$via" --user soak --password soak \
             >>"$WORK/calls.log" 2>&1 || failed "calls over $via"
         i=$((i + 1))
     done
@@ -165,8 +164,8 @@ sample() {
     local t rss nfd allocs relayed errors
     t=$(($(date +%s) - START))
     kill -0 "$FERRY_PID" 2>/dev/null || { echo "soak: ferry died"; tail -20 "$WORK/ferry.log"; exit 1; }
-    rss=$(rss_kb)
-    nfd=$(fds)
+    rss=$(rss_kb "$FERRY_PID")
+    nfd=$(fds "$FERRY_PID")
     allocs=$(metric ferry_allocations)
     relayed=$(metric ferry_relayed_packets_total)
     errors=$(($(log_errors) + $(wc -l <"$WORK/failures")))
@@ -188,7 +187,7 @@ for _ in $(seq 120); do
 done
 sleep 2
 sample
-AFTER_FDS=$(fds)
+AFTER_FDS=$(fds "$FERRY_PID")
 LEFT=$(metric ferry_allocations)
 
 # Verdict: RSS after the first minute against the largest later sample; descriptors after.

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <malloc.h>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -38,6 +39,7 @@ private:
     void drain_tick();
     void stop_now(end_reason why);
     void watchdog_tick();
+    void trim_tick();
     std::string status() const;
     asio::awaitable<admin::http_response> serve_admin(admin::http_request req);
     /// Every worker's snapshot, or nullopt when one has not answered within 2 s.
@@ -49,6 +51,7 @@ private:
     asio::signal_set signals_{io_, SIGINT, SIGTERM, SIGHUP};
     asio::steady_timer drain_timer_{io_};
     asio::steady_timer watchdog_timer_{io_};
+    asio::steady_timer trim_timer_{io_};
     std::chrono::steady_clock::time_point drain_deadline_;
     std::optional<std::chrono::microseconds> watchdog_;
     std::shared_ptr<std::atomic<unsigned>> watchdog_acks_ = std::make_shared<std::atomic<unsigned>>(0);
@@ -120,6 +123,7 @@ int process::run() {
     systemd::notify("READY=1\nSTATUS=" + status());
     watchdog_ = systemd::watchdog_interval();
     watchdog_tick();
+    trim_tick();
 
     io_.run();
     for (auto& t : pool) t.join();
@@ -292,6 +296,17 @@ void process::watchdog_tick() {
     watchdog_timer_.expires_after(*watchdog_ / 2);
     watchdog_timer_.async_wait([this](const std::error_code& ec) {
         if (!ec) watchdog_tick();
+    });
+}
+
+// Every 30 s, the heap's free pages go back to the system (glibc keeps them otherwise): after
+// a burst of connections (a TLS session holds tens of KiB) RSS falls back to what is in use,
+// so an operator's memory graph shows load and leaks, not the highest peak so far.
+void process::trim_tick() {
+    ::malloc_trim(0);
+    trim_timer_.expires_after(std::chrono::seconds(30));
+    trim_timer_.async_wait([this](const std::error_code& ec) {
+        if (!ec) trim_tick();
     });
 }
 
