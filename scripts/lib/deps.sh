@@ -3,7 +3,7 @@
 # their service on install, so a policy-rc.d that refuses service starts is in place for the
 # duration of the install (when the host has none of its own).
 
-BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libasio-dev libssl-dev libyaml-cpp-dev libfmt-dev libsystemd-dev)
+BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libasio-dev libssl-dev libyaml-cpp-dev libfmt-dev libsystemd-dev nlohmann-json3-dev)
 TEST_PACKAGES=(doctest-dev clang libclang-rt-14-dev coturn stun-client python3 iproute2 nftables chromium libnss3-tools openssl prometheus curl)
 
 as_root() {
