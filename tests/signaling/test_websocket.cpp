@@ -232,3 +232,40 @@ TEST_CASE("a close frame: its code and reason, and nothing read after it") {
     reader r2(100);
     CHECK(read_all(r2, client_frame(true, 0x8, ""))[0].code == close_code::no_status);
 }
+
+#include "ferry/signaling/upgrade.hpp"
+
+using namespace ferry::signaling;
+
+TEST_CASE("the opening handshake: the RFC's request is accepted and answered 101") {
+    const std::string req = "GET /chat?room=a HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"
+                            "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            "Origin: http://example.com\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    const auto h = parse_head(req);
+    REQUIRE(h);
+    CHECK(h->path == "/chat");
+    CHECK(h->target == "/chat?room=a");
+    CHECK(h->origin == "http://example.com");
+    CHECK(handshake_problem(*h).empty());
+    const auto answer = switching_protocols(*h);
+    CHECK(answer.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != std::string::npos);
+    CHECK(answer.starts_with("HTTP/1.1 101 "));
+}
+
+TEST_CASE("handshakes that are not valid say why") {
+    auto problem = [](std::string head) { return handshake_problem(*parse_head(head)); };
+    const std::string ok_headers = "Host: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    CHECK(problem("POST / HTTP/1.1\r\n" + ok_headers + "Sec-WebSocket-Version: 13\r\n\r\n") != "");
+    CHECK(problem("GET / HTTP/1.1\r\n" + ok_headers + "Sec-WebSocket-Version: 8\r\n\r\n") ==
+          "Sec-WebSocket-Version must be 13");
+    CHECK(problem("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n") == "no valid Sec-WebSocket-Key");
+    CHECK(problem("GET / HTTP/1.1\r\nHost: h\r\n\r\n") == "no Upgrade: websocket");
+    CHECK_FALSE(parse_head("GET / HTTP/1.0\r\n\r\n"));
+    CHECK_FALSE(parse_head("GET nopath HTTP/1.1\r\n\r\n"));
+    CHECK_FALSE(parse_head("garbage"));
+    CHECK(host_without_port("example.org:8443") == "example.org");
+    CHECK(host_without_port("[::1]:80") == "::1");
+    CHECK(host_without_port("203.0.113.1") == "203.0.113.1");
+}
