@@ -179,7 +179,7 @@ struct hub::state {
         by_id[m.id] = conn;
         json answer{{"type", "joined"}, {"id", m.id}, {"room", room}, {"peers", peers}};
         if (p.ice_servers) {
-            const auto servers = p.ice_servers(m.id);
+            const auto servers = p.ice_servers(conn, m.id);
             if (!servers.empty()) answer["iceServers"] = json::parse(servers);
         }
         e.sends.push_back({conn, answer.dump()});

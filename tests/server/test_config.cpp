@@ -368,3 +368,29 @@ TEST_CASE("every key the loader knows is in conf/ferry.yaml and in the README's 
         }
     }
 }
+
+TEST_CASE("signaling: off by default, on with its section, checked") {
+    CHECK_FALSE(parse_config("threads: 1\n").signaling.enabled);
+    const auto c = parse_config(R"(
+signaling:
+  address: 127.0.0.1
+  port: 9443
+  token_secrets: [a-secret-of-16-chars]
+  public_host: turn.example.org
+  members_per_room: 4
+  idle_timeout: 30
+)");
+    CHECK(c.signaling.enabled);
+    CHECK(c.signaling.port == 9443);
+    CHECK(c.signaling.token_secrets.size() == 1);
+    CHECK(c.signaling.public_host == "turn.example.org");
+    CHECK(c.signaling.members_per_room == 4);
+    CHECK(c.signaling.idle_timeout == std::chrono::seconds(30));
+    CHECK(c.signaling.max_message == 65536);
+    CHECK_THROWS_WITH_AS(parse_config("signaling:\n  token_secrets: [short]\n"),
+                         doctest::Contains("at least 16 characters"), config_error);
+    CHECK_THROWS_WITH_AS(parse_config("signaling:\n  tls: true\n"), doctest::Contains("tls.certificate"), config_error);
+    CHECK_THROWS_WITH_AS(parse_config("listen:\n  - address: 0.0.0.0\n    port: 8443\nsignaling:\n  port: 8443\n"),
+                         doctest::Contains("TURN listener's port"), config_error);
+    CHECK_THROWS_WITH_AS(parse_config("signaling:\n  colour: blue\n"), doctest::Contains("unknown key"), config_error);
+}

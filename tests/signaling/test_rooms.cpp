@@ -21,7 +21,7 @@ struct fixture {
         p.limits = l;
         p.token_secrets = std::move(secrets);
         p.unix_now = [this] { return now; };
-        p.ice_servers = [](std::string_view member) {
+        p.ice_servers = [](std::uint64_t, std::string_view member) {
             return json::array({{{"urls", json::array({"turn:turn.example.org:3478"})},
                                  {"username", "1800003600:" + std::string(member)},
                                  {"credential", "x"}}})

@@ -76,6 +76,20 @@ constexpr std::string_view known_keys[] = {
     "admin.port",
     "admin.per_user_metrics",
     "drain_timeout",
+    "signaling",
+    "signaling.address",
+    "signaling.port",
+    "signaling.tls",
+    "signaling.token_secrets",
+    "signaling.public_host",
+    "signaling.credential_lifetime",
+    "signaling.max_message",
+    "signaling.members_per_room",
+    "signaling.rooms",
+    "signaling.messages_per_second",
+    "signaling.connections",
+    "signaling.connections_per_ip",
+    "signaling.idle_timeout",
 };
 
 // Every error names the file and the line of the offending node.
@@ -314,6 +328,14 @@ void validate(const reader& r, const YAML::Node& root, config& c) {
                 (l.address == c.admin.address || l.address.is_unspecified()) &&
                 l.address.family == c.admin.address.family)
                 r.fail(root["admin"] ? root["admin"] : root, fmt::format("'admin' port {} is a TURN listener's port", l.port));
+    if (c.signaling.enabled && c.signaling.tls && (c.tls.certificate.empty() || c.tls.private_key.empty()))
+        r.fail(root["signaling"], "'signaling.tls' needs tls.certificate and tls.private_key");
+    if (c.signaling.enabled)
+        for (const auto& l : c.listen)
+            if ((l.tcp || l.tls) && l.port == c.signaling.port &&
+                (l.address == c.signaling.address || l.address.is_unspecified() || c.signaling.address.is_unspecified()) &&
+                l.address.family == c.signaling.address.family)
+                r.fail(root["signaling"], fmt::format("'signaling' port {} is a TURN listener's port", l.port));
     if (c.nat_discovery.alternate_address) {
         const auto& alt = *c.nat_discovery.alternate_address;
         if (alt.is_unspecified())
@@ -438,6 +460,37 @@ config parse_root(const reader& r, const YAML::Node& root) {
         if (n["delay_us"])
             c.batching.delay = std::chrono::microseconds(r.number<unsigned>(n["delay_us"], "batching.delay_us", 0, 10000));
         if (n["above_pps"]) c.batching.above_pps = r.number<unsigned>(n["above_pps"], "batching.above_pps", 0, 100'000'000);
+    }
+    if (const auto& n = root["signaling"]; n && !n.IsNull()) {
+        r.only_keys(n, "signaling");
+        auto& s = c.signaling;
+        s.enabled = true;
+        if (n["address"]) s.address = r.ip(n["address"], "signaling.address");
+        if (n["port"]) s.port = r.number<std::uint16_t>(n["port"], "signaling.port", 1, 65535);
+        if (n["tls"]) s.tls = r.boolean(n["tls"], "signaling.tls");
+        if (const auto& t = n["token_secrets"]; t && !t.IsNull()) {
+            if (!t.IsSequence()) r.fail(t, "'signaling.token_secrets' must be a list");
+            for (const auto& item : t) {
+                s.token_secrets.push_back(r.text(item, "signaling.token_secrets"));
+                if (s.token_secrets.back().size() < 16)
+                    r.fail(item, "'signaling.token_secrets': a secret needs at least 16 characters");
+            }
+        }
+        if (n["public_host"] && !n["public_host"].IsNull()) s.public_host = r.text(n["public_host"], "signaling.public_host");
+        if (n["credential_lifetime"])
+            s.credential_lifetime = std::chrono::seconds(
+                r.number<unsigned>(n["credential_lifetime"], "signaling.credential_lifetime", 60, 86400 * 7));
+        if (n["max_message"]) s.max_message = r.number<std::size_t>(n["max_message"], "signaling.max_message", 1024, 1u << 24);
+        if (n["members_per_room"])
+            s.members_per_room = r.number<unsigned>(n["members_per_room"], "signaling.members_per_room", 2, 10000);
+        if (n["rooms"]) s.rooms = r.number<unsigned>(n["rooms"], "signaling.rooms", 1, 10000000);
+        if (n["messages_per_second"])
+            s.messages_per_second = r.number<unsigned>(n["messages_per_second"], "signaling.messages_per_second", 1, 100000);
+        if (n["connections"]) s.connections = r.number<unsigned>(n["connections"], "signaling.connections", 1, 10000000);
+        if (n["connections_per_ip"])
+            s.connections_per_ip = r.number<unsigned>(n["connections_per_ip"], "signaling.connections_per_ip", 1, 10000000);
+        if (n["idle_timeout"])
+            s.idle_timeout = std::chrono::seconds(r.number<unsigned>(n["idle_timeout"], "signaling.idle_timeout", 5, 86400));
     }
     if (const auto& n = root["drain_timeout"])
         c.drain_timeout = std::chrono::seconds(r.number<unsigned>(n, "drain_timeout", 0, 86400));

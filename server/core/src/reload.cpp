@@ -95,6 +95,15 @@ std::vector<std::string> restart_needed(const config& a, const config& b) {
     check(a.limits.ipv6_prefix_length == b.limits.ipv6_prefix_length, "limits.ipv6_prefix_length");
     check(a.admin.enabled == b.admin.enabled && a.admin.address == b.admin.address && a.admin.port == b.admin.port,
           "admin");
+    const auto& sa = a.signaling;
+    const auto& sb = b.signaling;
+    check(sa.enabled == sb.enabled && sa.address == sb.address && sa.port == sb.port && sa.tls == sb.tls &&
+              sa.token_secrets == sb.token_secrets && sa.public_host == sb.public_host &&
+              sa.credential_lifetime == sb.credential_lifetime && sa.max_message == sb.max_message &&
+              sa.members_per_room == sb.members_per_room && sa.rooms == sb.rooms &&
+              sa.messages_per_second == sb.messages_per_second && sa.connections == sb.connections &&
+              sa.connections_per_ip == sb.connections_per_ip && sa.idle_timeout == sb.idle_timeout,
+          "signaling");
     return keys;
 }
 

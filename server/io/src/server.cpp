@@ -4,6 +4,7 @@
 #include "ferry/server/log.hpp"
 #include "ferry/server/metrics.hpp"
 #include "ferry/server/reload.hpp"
+#include "ferry/server/signaling_server.hpp"
 #include "ferry/server/spawn.hpp"
 #include "ferry/server/systemd.hpp"
 #include "ferry/server/tls_context.hpp"
@@ -60,6 +61,7 @@ private:
     std::unique_ptr<tls_context_holder> tls_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::unique_ptr<admin::http_server> admin_;
+    std::unique_ptr<signaling_server> signaling_;
     bool first_ping_ = true;
     bool draining_ = false;
     bool stopping_ = false;
@@ -84,8 +86,9 @@ int process::run() {
                                                         cfg.limits.ipv6_prefix_length);
     const bool any_tls = std::any_of(cfg.listen.begin(), cfg.listen.end(), [](const listen_config& l) { return l.tls; });
     const bool any_dtls = std::any_of(cfg.listen.begin(), cfg.listen.end(), [](const listen_config& l) { return l.dtls; });
-    if (any_tls || any_dtls) // throws, naming the file, if it cannot load
-        tls_ = std::make_unique<tls_context_holder>(cfg.tls, any_tls, any_dtls);
+    const bool signaling_tls = cfg.signaling.enabled && cfg.signaling.tls;
+    if (any_tls || any_dtls || signaling_tls) // throws, naming the file, if it cannot load
+        tls_ = std::make_unique<tls_context_holder>(cfg.tls, any_tls || signaling_tls, any_dtls);
     workers_.reserve(threads);
     for (unsigned i = 0; i < threads; ++i)
         workers_.push_back(std::make_unique<worker>(cfg, i, *connections_, turn_.get(), tls_.get()));
@@ -104,6 +107,17 @@ int process::run() {
         }
         admin_->start();
         where += fmt::format("; admin http://{}/metrics", protocol::transport_address{cfg.admin.address, cfg.admin.port});
+    }
+    if (cfg.signaling.enabled) {
+        const auto& s = cfg.signaling;
+        try {
+            signaling_ = std::make_unique<signaling_server>(io_, cfg, signaling_tls ? tls_->current() : nullptr);
+        } catch (const std::system_error& e) {
+            throw std::runtime_error(fmt::format("signaling {}: {}", protocol::transport_address{s.address, s.port},
+                                                 e.code().message()));
+        }
+        signaling_->start();
+        where += fmt::format("; signaling {}://{}/ws", s.tls ? "wss" : "ws", protocol::transport_address{s.address, s.port});
     }
     log::info("ferry {} started: {} worker thread{}; listening on {}", FERRY_VERSION, threads,
               threads == 1 ? "" : "s", where);
@@ -272,6 +286,7 @@ void process::stop_now(end_reason why) {
     systemd::notify("STOPPING=1");
     for (auto& w : workers_) w->stop();
     if (admin_) admin_->stop();
+    if (signaling_) signaling_->stop();
     io_.stop();
 }
 

@@ -42,9 +42,9 @@ public:
     struct policy {
         room_limits limits;
         std::vector<std::string> token_secrets; ///< empty: no token needed to join
-        /// The `iceServers` JSON array handed to a member when it joins (TURN credentials of
-        /// its own); empty text: none.
-        std::function<std::string(std::string_view member)> ice_servers;
+        /// The `iceServers` JSON array handed to member `member` on connection `conn` when it
+        /// joins (TURN credentials of its own); empty text: none.
+        std::function<std::string(std::uint64_t conn, std::string_view member)> ice_servers;
         std::function<std::int64_t()> unix_now;
     };
     /// What a message from a connection causes: text to send to connections (its own answer

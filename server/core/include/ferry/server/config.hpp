@@ -120,6 +120,25 @@ struct admin_config {
     bool per_user_metrics = false; ///< labels by user name: one series per user, so off by default
 };
 
+/// The signaling service (WebSocket rooms for WebRTC offers, answers and candidates, with
+/// TURN credentials in the join answer). Off unless configured.
+struct signaling_config {
+    bool enabled = false;
+    protocol::ip_address address = *protocol::ip_address::parse("0.0.0.0");
+    std::uint16_t port = 8443;
+    bool tls = false;                        ///< wss:// with tls.certificate
+    std::vector<std::string> token_secrets;  ///< join tokens required when any is set
+    std::string public_host;                 ///< host name in iceServers URLs; empty: the request's Host
+    std::chrono::seconds credential_lifetime{3600}; ///< of the TURN credentials handed out
+    std::size_t max_message = 65536;
+    unsigned members_per_room = 16;
+    unsigned rooms = 10000;
+    unsigned messages_per_second = 50;
+    unsigned connections = 10000;
+    unsigned connections_per_ip = 100;
+    std::chrono::seconds idle_timeout{60}; ///< no frame (pongs count) for this long: closed
+};
+
 /// Adaptive batching: above `above_pps` relayed packets a second, a worker starts its passes
 /// over the sockets at most every `delay`, so one wake-up handles many datagrams.
 struct batching_config {
@@ -138,6 +157,7 @@ struct config {
     limits_config limits;
     log_config log;
     admin_config admin;
+    signaling_config signaling;
     /// SIGTERM drains: allocations run on for up to this long, then ferry exits.
     std::chrono::seconds drain_timeout{300};
 
