@@ -5,6 +5,7 @@
 #include "ferry/server/limits.hpp"
 #include "ferry/server/log.hpp"
 #include "ferry/server/spawn.hpp"
+#include "ferry/signaling/demo_page.hpp"
 #include "ferry/signaling/rooms.hpp"
 #include "ferry/signaling/upgrade.hpp"
 #include "ferry/signaling/websocket.hpp"
@@ -182,8 +183,22 @@ struct signaling_server::impl::connection : std::enable_shared_from_this<connect
             respond(400, "not an HTTP/1.1 request\n");
             co_return;
         }
+        if ((h->path == "/" || h->path == "/index.html") && !signaling::is_websocket(*h)) {
+            if (h->method != "GET") {
+                respond(405, "GET only\n", "Allow: GET\r\n");
+                co_return;
+            }
+            // The demo page; it loads nothing from elsewhere, so a strict policy costs nothing.
+            auto answer = signaling::http_response(
+                200, "text/html; charset=utf-8", signaling::demo_page(),
+                "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                "connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:\r\n");
+            deliver(std::move(answer));
+            closing = true;
+            co_return;
+        }
         if (h->path != websocket_path) {
-            respond(404, "not found; the WebSocket endpoint is /ws\n");
+            respond(404, "not found; the demo page is at /, the WebSocket endpoint at /ws\n");
             co_return;
         }
         if (!signaling::is_websocket(*h)) {
