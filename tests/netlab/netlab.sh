@@ -98,6 +98,14 @@ table ip nat {
     }
 }
 table ip filter {
+    # Unsolicited datagrams to the router itself are dropped, as home routers do, not answered
+    # with port-unreachable: connection tracking confirms an entry only for a packet it lets
+    # through, and an entry for an early hole-punching packet would take the very tuple the
+    # client's own reply needs, so the NAT would move the client to another port.
+    chain input {
+        type filter hook input priority filter; policy accept;
+        iifname "wan" ct state new drop
+    }
     chain forward {
         type filter hook forward priority filter; policy accept;
         $( [ "$kind" = tcp-only ] && echo 'iifname "lan" meta l4proto udp drop' )
