@@ -9,6 +9,9 @@ minted here the way an application's backend would (docs/signaling.md), with hma
   tokens URL SECRET   a good token joins; a missing, expired, forged or other-room one is refused
   idle   HOST PORT COUNT SECONDS   COUNT raw connections complete the handshake and then neither
          send nor read; prints how many got their 101 and how many the server closed within SECONDS
+  slow   HOST PORT SECRET   a member that never reads while another sends it 20 MB: the server
+         cuts the reader off (its stream ends) and the sender stays connected
+  wss    URL CAFILE SECRET   two members over TLS, trusting CAFILE, exchange a message
 Every step is bounded by a timeout; a failed check exits non-zero with the reason.
 """
 import asyncio
@@ -181,6 +184,73 @@ def idle(host, port, count, seconds):
     print(f"closed={closed}", flush=True)
 
 
+def raw_join(host, port, room, token):
+    """A member on a plain socket: handshake and join by hand (masked frames), then silence."""
+    s = socket.create_connection((host, port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    payload = json.dumps({"type": "join", "room": room, "token": token}).encode()
+    mask = os.urandom(4)
+    s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    return s
+
+
+async def slow(host, port, secret):
+    room = "slow-reader"
+    token = mint(secret, room, int(time.time()) + 300)
+    reader = raw_join(host, int(port), room, token)
+    await asyncio.sleep(0.5)
+    ws, j = await join(f"ws://{host}:{port}/ws", room, token)
+    if j.get("type") != "joined" or len(j.get("peers", [])) != 1:
+        fail(f"the sender's join: {j}")
+    target = j["peers"][0]["id"]
+    blob = "x" * 60000
+    for i in range(340):
+        await ws.send(json.dumps({"type": "message", "to": target, "data": blob}))
+    # The server cut the reader off: what it holds ends (after what the kernel had buffered),
+    # and the sender hears that it left.
+    left = await recv_json(ws, 20)
+    if left != {"type": "peer-left", "id": target}:
+        fail(f"the sender heard {left}, not that the slow reader left")
+    reader.settimeout(10)
+    total = 0
+    try:
+        while True:
+            data = reader.recv(1 << 20)
+            if not data:
+                break
+            total += len(data)
+    except socket.timeout:
+        fail(f"the slow reader's stream did not end ({total} bytes read)")
+    await ws.close()
+    print(f"ok: a member that never read was cut off after {total // 1000} kB had reached it "
+          f"(of {340 * 60} kB sent to it); the room heard it leave", flush=True)
+
+
+async def wss(url, cafile, secret):
+    import ssl
+    ctx = ssl.create_default_context(cafile=cafile)
+    room = "secure"
+    token = mint(secret, room, int(time.time()) + 300)
+    a = await websockets.connect(url, ssl=ctx, open_timeout=5)
+    await a.send(json.dumps({"type": "join", "room": room, "token": token}))
+    ja = await recv_json(a)
+    b = await websockets.connect(url, ssl=ctx, open_timeout=5)
+    await b.send(json.dumps({"type": "join", "room": room, "token": token}))
+    jb = await recv_json(b)
+    await recv_json(a)  # peer-joined
+    await b.send(json.dumps({"type": "message", "data": "over tls"}))
+    m = await recv_json(a)
+    if ja.get("type") != "joined" or jb.get("type") != "joined" or m.get("data") != "over tls":
+        fail(f"wss: {ja}, {jb}, {m}")
+    turns = [u for s in ja.get("iceServers", []) for u in s["urls"] if u.startswith("turns:")]
+    await a.close()
+    await b.close()
+    print(f"ok: wss:// with the configured certificate: joined, a message through; iceServers name {turns}",
+          flush=True)
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "pair":
@@ -189,6 +259,10 @@ def main():
         asyncio.run(asyncio.wait_for(abuse(*sys.argv[2:4]), 60))
     elif cmd == "tokens":
         asyncio.run(asyncio.wait_for(tokens(*sys.argv[2:4]), 60))
+    elif cmd == "slow":
+        asyncio.run(asyncio.wait_for(slow(*sys.argv[2:5]), 90))
+    elif cmd == "wss":
+        asyncio.run(asyncio.wait_for(wss(*sys.argv[2:5]), 60))
     elif cmd == "idle":
         idle(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
     else:

@@ -30,7 +30,7 @@ signaling:
   token_secrets: [$SECRET]
   members_per_room: 2
   messages_per_second: 100
-  connections_per_ip: 2000
+  connections_per_ip: 1000
   idle_timeout: 5
 log:
   level: info
@@ -66,6 +66,11 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SIG/elsewhere")
 [ "$code" = 404 ] || fail "GET /elsewhere: $code, expected 404"
 pass "plain HTTP: 426 at /ws, 404 elsewhere"
 
+# A member that never reads is cut off, as on the TURN streams.
+out=$(timeout 120 $CLIENT slow 127.0.0.1 "$SIG" "$SECRET") || fail "slow reader: $out"
+grep -q "reads too slowly" "$WORK/ferry.log" || fail "slow reader: ferry did not log the cut"
+pass "$(cut -c5- <<<"$out")"
+
 # 1,000 idle connections, and TURN relays meanwhile.
 timeout 60 $CLIENT idle 127.0.0.1 "$SIG" 1000 9 >"$WORK/idle.out" 2>&1 &
 idle_pid=$!
@@ -77,4 +82,52 @@ wait "$idle_pid" || fail "idle client: $(cat "$WORK/idle.out")"
 grep -q "^upgraded=1000$" "$WORK/idle.out" || fail "idle: $(cat "$WORK/idle.out")"
 grep -q "^closed=1000$" "$WORK/idle.out" || fail "idle connections not closed after idle_timeout: $(cat "$WORK/idle.out")"
 pass "1000 idle WebSocket connections accepted and closed after idle_timeout (5 s); TURN relayed 200 of 200 meanwhile"
+
+# Past connections_per_ip: a plain HTTP 503 and the connection closed (the idle ones are gone by now).
+out=$(timeout 60 $PY - "$SIG" <<'PYEOF'
+import resource, socket, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+port = int(sys.argv[1])
+held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(1000)]
+time.sleep(0.5)
+extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+print(extra.recv(200).decode(errors="replace").splitlines()[0])
+PYEOF
+) || fail "connections_per_ip: $out"
+[ "$out" = "HTTP/1.1 503 Service Unavailable" ] || fail "connection 1001 from one address got: $out"
+pass "connection 1,001 from one address (connections_per_ip 1000): 503 Service Unavailable"
 kill -0 "$FERRY_PID" || fail "ferry died"
+
+# wss:// with the configured certificate (a second ferry).
+make_cert signaling
+SIG2=$(free_port)
+PORT2=$(free_port)
+cat >"$WORK/ferry2.yaml" <<YAML
+threads: 1
+listen:
+  - address: 127.0.0.1
+    port: $PORT2
+    transports: [udp, tcp, tls]
+tls:
+  certificate: $WORK/signaling.crt
+  private_key: $WORK/signaling.key
+turn:
+  static_auth_secrets: [$TURN_SECRET]
+signaling:
+  address: 127.0.0.1
+  port: $SIG2
+  tls: true
+  token_secrets: [$SECRET]
+admin: ~
+drain_timeout: 0
+YAML
+"$FERRY_BIN" --config "$WORK/ferry2.yaml" >"$WORK/ferry2.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q " started: " "$WORK/ferry2.log" && break; sleep 0.1; done
+grep -q "signaling wss://127.0.0.1:$SIG2/ws" "$WORK/ferry2.log" || fail "no wss listener: $(cat "$WORK/ferry2.log")"
+out=$(timeout 60 $CLIENT wss "wss://127.0.0.1:$SIG2/ws" "$WORK/signaling.crt" "$SECRET") || fail "wss: $out"
+grep -q "turns:127.0.0.1:$PORT2?transport=tcp" <<<"$out" || fail "wss: no turns: URL in iceServers: $out"
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/signaling.crt" "https://127.0.0.1:$SIG2/")
+[ "$code" = 200 ] || fail "the demo page over https: $code"
+pass "$(cut -c5- <<<"$out"); the demo page over https"

@@ -12,7 +12,8 @@
 #              kernel's connection tracking)
 #   symmetric  address-and-port-dependent mapping: masquerade with random ports, a new public
 #              port for every destination
-#   tcp-only   only TCP leaves (UDP is dropped at the router), masqueraded
+#   tcp-only   only TCP to ferry's ports leaves (NL_TCP_ONLY_TO, NL_TCP_ONLY_PORTS); everything
+#              else from the client network is dropped at the router
 #
 # Every name is unique to this run (netlab_init) and netlab_cleanup removes what was made, so a
 # trap can call it whatever failed. Nothing here sends a packet outside these namespaces.
@@ -21,6 +22,8 @@ NL_ID=""
 NL_PUB=""
 NL_NAMESPACES=()
 NL_CLIENT=""
+NL_TCP_ONLY_TO=203.0.113.1           # where a tcp-only network's TCP may go
+NL_TCP_ONLY_PORTS="3478, 5349, 8443" # ... and to which ports (TURN, TURN over TLS, signaling)
 
 # netlab_unavailable: prints why the lab cannot be built here, or nothing when it can.
 netlab_unavailable() {
@@ -108,8 +111,8 @@ table ip filter {
     }
     chain forward {
         type filter hook forward priority filter; policy accept;
-        $( [ "$kind" = tcp-only ] && echo 'iifname "lan" meta l4proto udp drop' )
-        $( [ "$kind" = tcp-only ] && echo 'iifname "lan" meta l4proto icmp drop' )
+        $( [ "$kind" = tcp-only ] && echo "iifname \"lan\" ip daddr $NL_TCP_ONLY_TO tcp dport { $NL_TCP_ONLY_PORTS } accept" )
+        $( [ "$kind" = tcp-only ] && echo 'iifname "lan" drop' )
     }
 }
 NFT

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/socket.h>
+
 #include <ctime>
 #include <deque>
 #include <map>
@@ -413,6 +415,15 @@ asio::awaitable<void> signaling_server::impl::accept_loop() {
             ++stats.refused;
             log_.at(log_level::info, "signaling: connection from {} refused: {} connections from it, {} in all",
                     raw.to_string(), n, stats.connections);
+            // Said in HTTP before the request is read (one small non-blocking send into a fresh
+            // socket's empty buffer); TLS clients see the connection close.
+            if (!tls) {
+                const auto answer = signaling::http_response(
+                    503, "text/plain; charset=utf-8", "too many connections from your address; try again later\n",
+                    "Retry-After: 10\r\n");
+                [[maybe_unused]] const auto sent =
+                    ::send(socket.native_handle(), answer.data(), answer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            }
             continue; // the socket closes as it goes out of scope
         }
         ++n;
