@@ -262,11 +262,20 @@ def udp(args) -> None:
     checked_tags = []
 
     def new_client():
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(2)
-        s.connect(("127.0.0.1", args.port))
-        ex = lambda m, t: transact(s, m, t)
-        key, creds, r = turn_allocate(ex, args.user, args.password)
+        # B's allocations of earlier rounds live on after their sockets close (they are never
+        # deleted), so a new socket may get the port of one of them: that 5-tuple answers 437
+        # (RFC 8656 §7.2 step 2), rightly, and the client takes another port.
+        for _ in range(5):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(2)
+            s.connect(("127.0.0.1", args.port))
+            ex = lambda m, t, s=s: transact(s, m, t)
+            key, creds, r = turn_allocate(ex, args.user, args.password, check=False)
+            if r.get("error") != 437:
+                break
+            s.close()
+        if r["type"] != 0x0103:
+            raise SystemExit(f"Allocate failed: {r.get('error')}")
         relayed = r["attrs"][0x0016]
         rport = struct.unpack("!H", relayed[2:4])[0] ^ (COOKIE >> 16)
         if channel_bind(ex, key, creds, 0x4000, peer.port)["type"] != 0x0109:
