@@ -84,7 +84,7 @@ after=$(relayed)
 pass "endpoint-independent NATs, STUN only: the hole punch worked (srflx/prflx), ferry relayed nothing"
 
 call sym-stun "$SYM_A" "$SYM_B" --ice stun --expect none --seconds 20
-pass "symmetric NATs, STUN only: no connection within 20 s"
+pass "symmetric NATs, STUN only: no connection within 20 s (ICE failed)"
 
 # A relayed pair may be relay/relay, or relay on one end and the other side's peer-reflexive
 # mapping towards that relay (prflx/relay): either way ferry carries it.
