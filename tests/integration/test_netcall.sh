@@ -58,10 +58,7 @@ drain_timeout: 0
 log:
   level: info
 YAML
-nl_exec "$NL_PUB" "$FERRY_BIN" --config "$WORK/ferry.yaml" >"$WORK/ferry.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do grep -q " started: " "$WORK/ferry.log" && break; sleep 0.1; done
-grep -q " started: " "$WORK/ferry.log" || fail "ferry did not start in the public namespace: $(cat "$WORK/ferry.log")"
+netlab_start_ferry "$WORK/ferry.yaml"
 relayed() {
     nl_exec "$NL_PUB" curl -s http://127.0.0.1:9641/metrics |
         awk '$1 ~ /^ferry_relayed_packets_total/ {s += $2} END {printf "%d", s}'

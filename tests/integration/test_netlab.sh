@@ -46,10 +46,7 @@ drain_timeout: 0
 log:
   level: info
 YAML
-nl_exec "$NL_PUB" "$FERRY_BIN" --config "$WORK/ferry.yaml" >"$WORK/ferry.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do grep -q " started: " "$WORK/ferry.log" && break; sleep 0.1; done
-grep -q " started: " "$WORK/ferry.log" || fail "ferry did not start in the public namespace: $(cat "$WORK/ferry.log")"
+netlab_start_ferry "$WORK/ferry.yaml"
 # An echo peer on the public network (what a symmetric NAT's client relays to).
 nl_exec "$NL_PUB" turnutils_peer -L 203.0.113.1 -p 7000 >"$WORK/peer.log" 2>&1 &
 PIDS+=($!)

@@ -121,6 +121,18 @@ NFT
 
 nl_exec() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
+# netlab_start_ferry CONFIG: ferry ($FERRY_BIN) on the public network, its log in
+# $WORK/ferry.log, its PID added to PIDS (lib.sh stops it); fails the test if it does not start.
+# Ports in the lab are fixed (3478, 8443, ...): its namespaces are this test's alone, so no other
+# test can hold them, and the addresses are ones a real deployment would use.
+netlab_start_ferry() {
+    nl_exec "$NL_PUB" "$FERRY_BIN" --config "$1" >"$WORK/ferry.log" 2>&1 &
+    PIDS+=($!)
+    local _
+    for _ in $(seq 100); do grep -q " started: " "$WORK/ferry.log" && return 0; sleep 0.1; done
+    fail "ferry did not start in the public namespace: $(cat "$WORK/ferry.log")"
+}
+
 netlab_cleanup() {
     local ns
     for ns in "${NL_NAMESPACES[@]}"; do
