@@ -7,7 +7,8 @@
 #   - limits.allocations_per_ip: the fourth allocation from one address gets 486, another
 #     address still allocates;
 #   - limits.allocation_bytes_per_second: turnutils_uclient sending far above the cap loses
-#     packets (counted as bandwidth drops), one below it loses none.
+#     packets (counted as bandwidth drops), one below it loses none; the same for
+#     limits.relay_bytes_per_second, the total.
 . "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port)
@@ -109,3 +110,22 @@ after=$(metric 'ferry_dropped_total{reason="bandwidth"}')
 [ $((after - before)) -ge 100 ] || fail "bandwidth drops counted: $before -> $after"
 grep -q "over the bandwidth cap dropped" "$WORK/ferry.log" || fail "bandwidth drops were not logged"
 pass "500 kB/s against a 50 kB/s cap: $lost of $sent lost, $((after - before)) counted as bandwidth drops"
+
+# 4. The total relay cap: per-allocation caps off, 100 kB/s for everything (50 kB/s per worker
+# thread), applied by a reload. Under it nothing is lost; far above it, drops.
+sed -i 's/allocation_bytes_per_second: 50000/allocation_bytes_per_second: 0\n  relay_bytes_per_second: 100000/' "$WORK/ferry.yaml"
+kill -HUP "$FERRY_PID"
+for _ in $(seq 50); do
+    [ "$(metric 'ferry_config_reloads_total{result="applied"}')" = 2 ] && break
+    sleep 0.1
+done
+[ "$(metric 'ferry_config_reloads_total{result="applied"}')" = 2 ] || fail "the second reload was not applied"
+line=$(uclient -n 40 -l 300 -z 20)
+grep -q "Total lost packets 0 (0.000000%)" <<<"$line" || fail "a client under the total cap lost packets: $line"
+before=$(metric 'ferry_dropped_total{reason="bandwidth"}')
+line=$(uclient -n 300 -l 1000 -z 2)
+lost=$(sed -n 's/.*Total lost packets \([0-9]*\).*/\1/p' <<<"$line")
+after=$(metric 'ferry_dropped_total{reason="bandwidth"}')
+[ "${lost:-0}" -ge 100 ] && [ $((after - before)) -ge 100 ] ||
+    fail "500 kB/s under a 100 kB/s total cap: lost ${lost:-0}, drops counted $before -> $after"
+pass "relay_bytes_per_second 100 kB/s: 15 kB/s loses nothing; 500 kB/s loses $lost, $((after - before)) counted"
