@@ -3,8 +3,8 @@
 # their service on install, so a policy-rc.d that refuses service starts is in place for the
 # duration of the install (when the host has none of its own).
 
-BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libasio-dev libssl-dev libyaml-cpp-dev libfmt-dev libsystemd-dev nlohmann-json3-dev)
-TEST_PACKAGES=(doctest-dev clang libclang-rt-14-dev coturn stun-client python3 python3-websockets iproute2 nftables chromium libnss3-tools openssl prometheus curl)
+BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libasio-dev libssl-dev libyaml-cpp-dev libfmt-dev libsystemd-dev nlohmann-json3-dev libhiredis-dev)
+TEST_PACKAGES=(doctest-dev clang libclang-rt-14-dev coturn stun-client python3 python3-websockets iproute2 nftables chromium libnss3-tools openssl prometheus curl redis-server redis-tools)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

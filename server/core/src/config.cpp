@@ -90,6 +90,19 @@ constexpr std::string_view known_keys[] = {
     "signaling.connections",
     "signaling.connections_per_ip",
     "signaling.idle_timeout",
+    "redis",
+    "redis.address",
+    "redis.username",
+    "redis.password",
+    "redis.database",
+    "redis.key_prefix",
+    "redis.tls",
+    "redis.tls_ca",
+    "redis.tls_server_name",
+    "redis.lease",
+    "redis.resync_interval",
+    "redis.instance",
+    "redis.advertise",
 };
 
 // Every error names the file and the line of the offending node.
@@ -204,32 +217,6 @@ std::optional<std::array<std::uint8_t, 16>> parse_key(std::string_view text) {
     return k;
 }
 
-// "192.0.2.10:3478", "[2001:db8::1]:3478", or an address alone (port `port`).
-std::optional<protocol::transport_address> parse_endpoint(std::string_view text, std::uint16_t port) {
-    std::string_view host = text;
-    if (text.starts_with("[")) {
-        const auto close = text.find(']');
-        if (close == std::string_view::npos) return std::nullopt;
-        host = text.substr(1, close - 1);
-        text.remove_prefix(close + 1);
-        if (!text.empty() && !text.starts_with(":")) return std::nullopt;
-        if (!text.empty()) text.remove_prefix(1);
-        else text = {};
-    } else if (text.find(':') != std::string_view::npos && text.find(':') == text.rfind(':')) {
-        host = text.substr(0, text.find(':'));
-        text.remove_prefix(text.find(':') + 1);
-    } else {
-        text = {};
-    }
-    if (!text.empty()) {
-        unsigned p = 0;
-        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), p);
-        if (ec != std::errc{} || end != text.data() + text.size() || p == 0 || p > 65535) return std::nullopt;
-        port = static_cast<std::uint16_t>(p);
-    }
-    return protocol::transport_address::from(host, port);
-}
-
 void parse_turn(const reader& r, const YAML::Node& n, turn_config& t) {
     r.only_keys(n, "turn");
     if (n["realm"]) {
@@ -310,6 +297,76 @@ void parse_turn(const reader& r, const YAML::Node& n, turn_config& t) {
     if (n["alternate_domain"] && !n["alternate_domain"].IsNull()) {
         t.alternate_domain = r.text(n["alternate_domain"], "turn.alternate_domain");
         if (t.alternate_domain.size() > 255) r.fail(n["alternate_domain"], "'turn.alternate_domain' must be under 256 bytes");
+    }
+}
+
+// redis.address: "host:port", "[v6]:port", "host" (port 6379) or "unix:/path".
+void parse_redis(const reader& r, const YAML::Node& n, config& c) {
+    r.only_keys(n, "redis");
+    auto& d = c.redis;
+    d.enabled = true;
+    c.turn.from_redis = true;
+    if (n["address"]) {
+        const auto text = r.text(n["address"], "redis.address");
+        if (text.starts_with("unix:")) {
+            d.unix_socket = text.substr(5);
+            if (d.unix_socket.empty() || d.unix_socket.size() > 100)
+                r.fail(n["address"], "'redis.address': 'unix:' needs a socket path (at most 100 characters)");
+        } else {
+            std::string_view host = text;
+            std::string_view port;
+            if (text.starts_with("[")) {
+                const auto close = text.find(']');
+                if (close == std::string::npos) r.fail(n["address"], "'redis.address': no ']' after an IPv6 address");
+                host = std::string_view(text).substr(1, close - 1);
+                if (close + 1 < text.size()) {
+                    if (text[close + 1] != ':') r.fail(n["address"], "'redis.address': expected ':' and a port after ']'");
+                    port = std::string_view(text).substr(close + 2);
+                }
+            } else if (const auto colon = text.find(':'); colon != std::string::npos) {
+                host = std::string_view(text).substr(0, colon);
+                port = std::string_view(text).substr(colon + 1);
+            }
+            if (host.empty()) r.fail(n["address"], "'redis.address' names no host");
+            d.host = std::string(host);
+            if (!port.empty()) {
+                unsigned p = 0;
+                auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+                if (ec != std::errc{} || end != port.data() + port.size() || p == 0 || p > 65535)
+                    r.fail(n["address"], fmt::format("'redis.address': '{}' is not a port", port));
+                d.port = static_cast<std::uint16_t>(p);
+            }
+        }
+    }
+    if (n["username"] && !n["username"].IsNull()) d.username = r.text(n["username"], "redis.username");
+    if (n["password"] && !n["password"].IsNull()) d.password = r.text(n["password"], "redis.password");
+    if (!d.username.empty() && d.password.empty()) r.fail(n["username"], "'redis.username' needs 'redis.password'");
+    if (n["database"]) d.database = r.number<unsigned>(n["database"], "redis.database", 0, 1000);
+    if (n["key_prefix"] && !n["key_prefix"].IsNull()) d.key_prefix = r.text(n["key_prefix"], "redis.key_prefix");
+    if (d.key_prefix.find_first_of("*?[]\\") != std::string::npos)
+        r.fail(n["key_prefix"], "'redis.key_prefix' cannot hold the pattern characters * ? [ ] \\");
+    if (n["tls"]) d.tls = r.boolean(n["tls"], "redis.tls");
+    if (n["tls_ca"] && !n["tls_ca"].IsNull()) d.tls_ca = r.text(n["tls_ca"], "redis.tls_ca");
+    if (n["tls_server_name"] && !n["tls_server_name"].IsNull())
+        d.tls_server_name = r.text(n["tls_server_name"], "redis.tls_server_name");
+    if (d.tls && !d.unix_socket.empty()) r.fail(n["tls"], "'redis.tls' is for TCP addresses, not a unix socket");
+    if (n["lease"]) d.lease = std::chrono::seconds(r.number<unsigned>(n["lease"], "redis.lease", 3, 3600));
+    if (n["resync_interval"])
+        d.resync_interval = std::chrono::seconds(r.number<unsigned>(n["resync_interval"], "redis.resync_interval", 5, 86400));
+    if (n["instance"] && !n["instance"].IsNull()) {
+        d.instance = r.text(n["instance"], "redis.instance");
+        if (d.instance.size() > 200 || d.instance.find_first_of(" \t\r\n*?[]") != std::string::npos)
+            r.fail(n["instance"], "'redis.instance' must be under 200 characters, without spaces or * ? [ ]");
+    }
+    if (const auto& a = n["advertise"]; a && !a.IsNull()) {
+        if (!a.IsSequence()) r.fail(a, "'redis.advertise' must be a list such as [\"192.0.2.10:3478\"]");
+        for (const auto& item : a) {
+            const auto text = r.text(item, "redis.advertise");
+            const auto e = parse_endpoint(text, default_port);
+            if (!e || e->ip.is_unspecified())
+                r.fail(item, fmt::format("'redis.advertise': '{}' is not an address such as 192.0.2.10:3478", text));
+            d.advertise.push_back(*e);
+        }
     }
 }
 
@@ -492,6 +549,7 @@ config parse_root(const reader& r, const YAML::Node& root) {
         if (n["idle_timeout"])
             s.idle_timeout = std::chrono::seconds(r.number<unsigned>(n["idle_timeout"], "signaling.idle_timeout", 5, 86400));
     }
+    if (const auto& n = root["redis"]; n && !n.IsNull()) parse_redis(r, n, c);
     if (const auto& n = root["drain_timeout"])
         c.drain_timeout = std::chrono::seconds(r.number<unsigned>(n, "drain_timeout", 0, 86400));
     validate(r, root, c);
@@ -499,6 +557,31 @@ config parse_root(const reader& r, const YAML::Node& root) {
 }
 
 } // namespace
+
+std::optional<protocol::transport_address> parse_endpoint(std::string_view text, std::uint16_t port) {
+    std::string_view host = text;
+    if (text.starts_with("[")) {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        host = text.substr(1, close - 1);
+        text.remove_prefix(close + 1);
+        if (!text.empty() && !text.starts_with(":")) return std::nullopt;
+        if (!text.empty()) text.remove_prefix(1);
+        else text = {};
+    } else if (text.find(':') != std::string_view::npos && text.find(':') == text.rfind(':')) {
+        host = text.substr(0, text.find(':'));
+        text.remove_prefix(text.find(':') + 1);
+    } else {
+        text = {};
+    }
+    if (!text.empty()) {
+        unsigned p = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), p);
+        if (ec != std::errc{} || end != text.data() + text.size() || p == 0 || p > 65535) return std::nullopt;
+        port = static_cast<std::uint16_t>(p);
+    }
+    return protocol::transport_address::from(host, port);
+}
 
 std::vector<listen_config> config::default_listeners() {
     return {listen_config{*protocol::ip_address::parse("0.0.0.0")},

@@ -50,6 +50,30 @@ std::shared_ptr<const turn_runtime> build_runtime(config& cfg) {
     return rt;
 }
 
+std::shared_ptr<const turn_runtime> with_redis_users(const turn_runtime& base,
+                                                     const std::map<std::string, redis_user>& users,
+                                                     const std::vector<std::string>& secrets, std::size_t* left_out) {
+    auto rt = std::make_shared<turn_runtime>(base);
+    for (const auto& [name, u] : users) {
+        if (base.credentials.has_user(name)) continue;
+        if (u.key) {
+            auth::key k;
+            std::copy(u.key->begin(), u.key->end(), k.bytes.begin());
+            k.size = 16;
+            rt->credentials.add_user_key(name, k);
+        } else if (u.password) {
+            rt->credentials.add_user(name, *u.password);
+        }
+    }
+    std::size_t skipped = 0;
+    for (const auto& s : secrets) {
+        if (rt->credentials.secret_count() == auth::credential_store::max_secrets) ++skipped;
+        else rt->credentials.add_rest_secret(s);
+    }
+    if (left_out != nullptr) *left_out = skipped;
+    return rt;
+}
+
 auth::nonce_manager::secret nonce_secret_of(const turn_config& t) {
     if (t.nonce_secret.empty()) return auth::random_secret();
     auth::nonce_manager::secret s{};
@@ -93,6 +117,15 @@ std::vector<std::string> restart_needed(const config& a, const config& b) {
     check(a.turn.nonce_lifetime == b.turn.nonce_lifetime, "turn.nonce_lifetime");
     check(a.turn.nonce_secret == b.turn.nonce_secret, "turn.nonce_secret");
     check(a.limits.ipv6_prefix_length == b.limits.ipv6_prefix_length, "limits.ipv6_prefix_length");
+    const auto& ra = a.redis;
+    const auto& rb = b.redis;
+    check(ra.enabled == rb.enabled && ra.host == rb.host && ra.port == rb.port && ra.unix_socket == rb.unix_socket &&
+              ra.username == rb.username && ra.password == rb.password && ra.database == rb.database &&
+              ra.key_prefix == rb.key_prefix && ra.tls == rb.tls && ra.tls_ca == rb.tls_ca &&
+              ra.tls_server_name == rb.tls_server_name && ra.lease == rb.lease &&
+              ra.resync_interval == rb.resync_interval && ra.instance == rb.instance && ra.advertise == rb.advertise,
+          "redis");
+    check(!ra.enabled || a.turn.realm == b.turn.realm, "turn.realm (with redis: its keys are the realm's)");
     check(a.admin.enabled == b.admin.enabled && a.admin.address == b.admin.address && a.admin.port == b.admin.port,
           "admin");
     const auto& sa = a.signaling;

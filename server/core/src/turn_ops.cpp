@@ -71,7 +71,11 @@ std::size_t turn_handler::try_alternate(const request_context& ctx, const messag
                                         const auth::auth_result& auth, std::span<std::uint8_t> out) {
     const auto& alternates = settings_->alternate_servers;
     const transport_address* pick = nullptr;
+    // In a fleet, the least-loaded live instance that takes clients; else the configured list.
     // RFC 8489 §10: the alternate must be of the family the client used to reach us.
+    std::optional<transport_address> from_fleet;
+    if (shared_.fleet() != nullptr) from_fleet = shared_.fleet()->least_loaded(ctx.remote.ip.family);
+    if (from_fleet) pick = &*from_fleet;
     for (std::size_t i = 0; i < alternates.size() && pick == nullptr; ++i) {
         const auto& a = alternates[(next_alternate_ + i) % alternates.size()];
         if (a.ip.family == ctx.remote.ip.family) {

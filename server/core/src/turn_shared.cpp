@@ -21,7 +21,11 @@ turn_shared::quota turn_shared::acquire_locked(const std::string& user, unsigned
                                                const std::optional<protocol::ip_address>& source, unsigned per_ip) {
     if (total != 0 && total_ >= total) return quota::total;
     const auto user_it = per_user_.find(user);
-    if (per_user != 0 && user_it != per_user_.end() && user_it->second >= per_user) return quota::user;
+    if (per_user != 0) {
+        // With a fleet, the user's allocations on the other instances count too (as last heard).
+        const unsigned here = user_it != per_user_.end() ? user_it->second : 0;
+        if (here + (fleet_ != nullptr ? fleet_->others(user) : 0) >= per_user) return quota::user;
+    }
     if (source) {
         const ip_key k{source->family, source->bytes};
         const auto ip_it = per_ip_.find(k);
@@ -30,6 +34,7 @@ turn_shared::quota turn_shared::acquire_locked(const std::string& user, unsigned
     }
     ++per_user_[user];
     ++total_;
+    if (on_user_change_) on_user_change_(user);
     return quota::ok;
 }
 
@@ -41,11 +46,29 @@ void turn_shared::release(const std::string& user, const std::optional<protocol:
 void turn_shared::release_locked(const std::string& user, const std::optional<protocol::ip_address>& source) {
     auto it = per_user_.find(user);
     if (it != per_user_.end() && --it->second == 0) per_user_.erase(it);
+    if (on_user_change_) on_user_change_(user);
     if (source) {
         auto ip_it = per_ip_.find({source->family, source->bytes});
         if (ip_it != per_ip_.end() && --ip_it->second == 0) per_ip_.erase(ip_it);
     }
     if (total_ > 0) --total_;
+}
+
+void turn_shared::join_fleet(const fleet_view* fleet, std::function<void(const std::string&)> on_user_change) {
+    std::lock_guard lock(mutex_);
+    fleet_ = fleet;
+    on_user_change_ = std::move(on_user_change);
+}
+
+unsigned turn_shared::count_of(const std::string& user) const {
+    std::lock_guard lock(mutex_);
+    const auto it = per_user_.find(user);
+    return it == per_user_.end() ? 0 : it->second;
+}
+
+std::vector<std::pair<std::string, unsigned>> turn_shared::user_counts() const {
+    std::lock_guard lock(mutex_);
+    return {per_user_.begin(), per_user_.end()};
 }
 
 std::size_t turn_shared::total() const {

@@ -108,6 +108,18 @@ std::string render_metrics(std::span<const worker_snapshot> workers, const proce
     e.family("ferry_config_reloads_total", "counter", "Configuration reloads (SIGHUP), by result");
     e.sample("ferry_config_reloads_total", {{"result", "applied"}}, facts.reloads);
     e.sample("ferry_config_reloads_total", {{"result", "refused"}}, facts.reloads_failed);
+    if (facts.redis) {
+        e.family("ferry_redis_connected", "gauge", "1 while both Redis connections are up");
+        e.sample("ferry_redis_connected", {}, std::uint64_t{facts.redis_connected ? 1u : 0u});
+        e.family("ferry_redis_users", "gauge", "Users read from Redis (as last read; kept while Redis is away)");
+        e.sample("ferry_redis_users", {}, facts.redis_users);
+        e.family("ferry_redis_secrets", "gauge", "TURN REST secrets read from Redis");
+        e.sample("ferry_redis_secrets", {}, facts.redis_secrets);
+        e.family("ferry_redis_outages_total", "counter", "Times the Redis connection was lost");
+        e.sample("ferry_redis_outages_total", {}, facts.redis_outages);
+        e.family("ferry_fleet_instances", "gauge", "Other live instances of the fleet, as this one knows them");
+        e.sample("ferry_fleet_instances", {}, facts.fleet_instances);
+    }
     e.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes");
     e.sample("process_resident_memory_bytes", {}, rss_bytes());
     e.family("process_open_fds", "gauge", "Open file descriptors");

@@ -3,6 +3,7 @@
 #include "ferry/admin/http.hpp"
 #include "ferry/server/log.hpp"
 #include "ferry/server/metrics.hpp"
+#include "ferry/server/redis_sync.hpp"
 #include "ferry/server/reload.hpp"
 #include "ferry/server/signaling_server.hpp"
 #include "ferry/server/spawn.hpp"
@@ -41,6 +42,11 @@ private:
     void stop_now(end_reason why);
     void watchdog_tick();
     void trim_tick();
+    /// Redis's users changed: the file's runtime with them added goes to every worker.
+    void apply_redis_users();
+    /// Publishes this instance's load to the fleet (every third of the lease).
+    asio::awaitable<void> fleet_loop();
+    instance_load load_now(double packets_per_second) const;
     std::string status() const;
     asio::awaitable<admin::http_response> serve_admin(admin::http_request req);
     /// Every worker's snapshot, or nullopt when one has not answered within 2 s.
@@ -62,6 +68,13 @@ private:
     std::vector<std::unique_ptr<worker>> workers_;
     std::unique_ptr<admin::http_server> admin_;
     std::unique_ptr<signaling_server> signaling_;
+    std::shared_ptr<const turn_runtime> file_runtime_; ///< the file's users and secrets, before Redis's
+    std::unique_ptr<fleet_view> fleet_;
+    std::unique_ptr<redis_sync> redis_;
+    std::vector<protocol::transport_address> advertise_;
+    double last_pps_ = 0;
+    asio::steady_timer fleet_timer_{io_};
+    std::size_t secrets_left_out_ = 0;
     bool first_ping_ = true;
     bool draining_ = false;
     bool stopping_ = false;
@@ -77,9 +90,20 @@ int process::run() {
     const unsigned threads = worker_count(cfg);
 
     if (cfg.turn.enabled()) {
-        auto runtime = build_runtime(cfg); // wipes the passwords
-        turn_ = std::unique_ptr<turn_context>(
-            new turn_context{runtime, auth::nonce_manager(cfg.turn.nonce_lifetime, nonce_secret_of(cfg.turn)), {}, {}});
+        file_runtime_ = build_runtime(cfg); // wipes the passwords
+        turn_ = std::unique_ptr<turn_context>(new turn_context{
+            file_runtime_, auth::nonce_manager(cfg.turn.nonce_lifetime, nonce_secret_of(cfg.turn)), {}, {}});
+    }
+    if (turn_ && cfg.redis.enabled) {
+        fleet_ = std::make_unique<fleet_view>();
+        try {
+            redis_ = std::make_unique<redis_sync>(io_, cfg, turn_->shared, *fleet_, [this] { apply_redis_users(); });
+        } catch (const std::system_error& e) {
+            throw std::runtime_error(fmt::format("redis.tls_ca {}: {}", cfg.redis.tls_ca, e.what()));
+        }
+        // Set before any worker runs; redis_ outlives the workers (reset after them below).
+        turn_->shared.join_fleet(fleet_.get(), [r = redis_.get()](const std::string& user) { r->user_changed(user); });
+        advertise_ = cfg.redis.advertise.empty() ? default_advertise(cfg) : cfg.redis.advertise;
     }
     connections_ = std::make_unique<connection_limiter>(cfg.limits.max_tcp_connections,
                                                         cfg.limits.max_tcp_connections_per_ip,
@@ -129,6 +153,15 @@ int process::run() {
         log::info("TURN off: no turn.users or turn.static_auth_secrets configured (STUN only)");
     }
 
+    if (redis_) {
+        std::string to;
+        for (const auto& a : advertise_) to += (to.empty() ? "" : ", ") + a.to_string();
+        log::info("fleet: instance '{}', lease {} s; other instances send clients to {}", redis_->instance(),
+                  cfg.redis.lease.count(), to.empty() ? "none of its addresses (redis.advertise is empty)" : to);
+        redis_->start();
+        spawn(io_.get_executor(), "fleet load", [this] { return fleet_loop(); }, [] {});
+    }
+
     signals_.async_wait([this](const std::error_code& ec, int sig) { on_signal(ec, sig); });
     std::vector<std::thread> pool;
     pool.reserve(threads);
@@ -153,6 +186,13 @@ int process::run() {
     for (auto& w : workers_) w->drop_pending(); // every worker's, before any worker goes
     for (auto& w : workers_) w->end_allocations(end_); // logged, each with why it ended
     workers_.clear(); // before the shared TURN state goes
+    if (redis_) {
+        // The fleet hears this instance leave now rather than when its lease runs out.
+        redis_->leave();
+        io_.restart();
+        io_.run_for(std::chrono::milliseconds(300));
+        redis_.reset();
+    }
     admin_.reset();
     return requested_exit();
 }
@@ -207,6 +247,9 @@ void process::reload() {
     next.admin.enabled = running_.admin.enabled;
     next.admin.address = running_.admin.address;
     next.admin.port = running_.admin.port;
+    next.redis = running_.redis;
+    next.turn.from_redis = running_.turn.from_redis;
+    if (running_.redis.enabled) next.turn.realm = running_.turn.realm;
 
     log::set_level(next.log.level);
     log::set_format(next.log.format);
@@ -221,8 +264,12 @@ void process::reload() {
     // With TURN running, a file without any user or secret left revokes every allocation (and
     // answers every later request 401); TURN itself starts only with a restart.
     std::shared_ptr<const turn_runtime> runtime;
-    if (turn_) runtime = build_runtime(next);
-    else next.turn = running_.turn;
+    if (turn_) {
+        file_runtime_ = build_runtime(next);
+        runtime = redis_ ? with_redis_users(*file_runtime_, redis_->users(), redis_->secrets()) : file_runtime_;
+    } else {
+        next.turn = running_.turn;
+    }
     for (auto& w : workers_) {
         worker* wp = w.get();
         wp->post([wp, runtime, limits = next.limits] { wp->reconfigure(runtime, limits); });
@@ -257,6 +304,7 @@ void process::start_drain() {
         wp->post([wp] { wp->start_drain(); });
     }
     drain_deadline_ = std::chrono::steady_clock::now() + running_.drain_timeout;
+    if (redis_) redis_->publish_load(load_now(last_pps_)); // the fleet stops sending clients here
     drain_tick();
 }
 
@@ -284,6 +332,7 @@ void process::stop_now(end_reason why) {
     stopping_ = true;
     end_ = why;
     systemd::notify("STOPPING=1");
+    fleet_timer_.cancel();
     for (auto& w : workers_) w->stop();
     if (admin_) admin_->stop();
     if (signaling_) signaling_->stop();
@@ -323,6 +372,52 @@ void process::trim_tick() {
     trim_timer_.async_wait([this](const std::error_code& ec) {
         if (!ec) trim_tick();
     });
+}
+
+void process::apply_redis_users() {
+    if (!turn_ || !redis_ || !file_runtime_ || stopping_) return;
+    std::size_t left_out = 0;
+    auto runtime = with_redis_users(*file_runtime_, redis_->users(), redis_->secrets(), &left_out);
+    if (left_out != secrets_left_out_ && left_out != 0)
+        log::warn("redis: {} REST secret{} left out: at most {} are active at once, the file's first",
+                  left_out, left_out == 1 ? "" : "s", auth::credential_store::max_secrets);
+    secrets_left_out_ = left_out;
+    for (auto& w : workers_) {
+        worker* wp = w.get();
+        wp->post([wp, runtime, limits = running_.limits] { wp->reconfigure(runtime, limits); });
+    }
+}
+
+instance_load process::load_now(double packets_per_second) const {
+    instance_load l;
+    l.addresses = advertise_;
+    l.allocations = turn_ ? turn_->shared.total() : 0;
+    l.capacity = running_.limits.allocations_total;
+    l.packets_per_second = static_cast<std::uint64_t>(packets_per_second);
+    l.draining = draining_;
+    return l;
+}
+
+asio::awaitable<void> process::fleet_loop() {
+    // Relayed packets a second, from the workers' counters (their own threads copy them).
+    std::uint64_t last = 0;
+    auto last_at = std::chrono::steady_clock::now();
+    const auto every = std::chrono::duration_cast<std::chrono::milliseconds>(running_.redis.lease) / 3;
+    while (!stopping_) {
+        if (const auto snaps = co_await gather(false)) {
+            std::uint64_t relayed = 0;
+            for (const auto& s : *snaps) relayed += s.turn.relayed_to_peer + s.turn.relayed_to_client;
+            const auto now = std::chrono::steady_clock::now();
+            const double dt = std::chrono::duration<double>(now - last_at).count();
+            if (last != 0 && dt > 0) last_pps_ = static_cast<double>(relayed - last) / dt;
+            last = relayed;
+            last_at = now;
+        }
+        if (stopping_ || !redis_) co_return;
+        redis_->publish_load(load_now(last_pps_));
+        fleet_timer_.expires_after(every);
+        co_await fleet_timer_.async_wait(use_tuple);
+    }
 }
 
 std::string process::status() const {
@@ -383,6 +478,14 @@ asio::awaitable<admin::http_response> process::serve_admin(admin::http_request r
         facts.reloads = reloads_;
         facts.reloads_failed = reloads_failed_;
         facts.threads = static_cast<unsigned>(workers_.size());
+        if (redis_) {
+            facts.redis = true;
+            facts.redis_connected = redis_->connected();
+            facts.redis_users = redis_->users().size();
+            facts.redis_secrets = redis_->secrets().size();
+            facts.redis_outages = redis_->outages();
+            facts.fleet_instances = fleet_->size();
+        }
         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
         r.body = render_metrics(*snaps, facts, per_user);
     } else if (req.path == "/") {

@@ -175,7 +175,8 @@ void worker::reconfigure(std::shared_ptr<const turn_runtime> runtime, const limi
     limits_ = limits;
     if (turn_ && runtime) {
         const auto revoked = turn_->reconfigure(std::move(runtime));
-        if (revoked != 0) log::info("reload: {} allocation{} revoked", revoked, revoked == 1 ? "" : "s");
+        if (revoked != 0)
+            log::info("credentials changed: {} allocation{} revoked", revoked, revoked == 1 ? "" : "s");
     }
 }
 

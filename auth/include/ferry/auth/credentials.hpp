@@ -41,6 +41,8 @@ public:
     void add_rest_secret(std::string secret);
 
     const std::string& realm() const { return realm_; }
+    bool has_user(std::string_view name) const { return users_.count(std::string(name)) != 0; }
+    std::size_t secret_count() const { return secrets_.size(); }
     bool empty() const { return users_.empty() && secrets_.empty(); }
 
     /// The keys that may have signed a request from `username` with `algorithm`; none when the

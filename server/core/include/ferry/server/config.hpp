@@ -104,7 +104,8 @@ struct turn_config {
     std::vector<protocol::transport_address> alternate_servers;
     std::string alternate_domain; ///< ALTERNATE-DOMAIN for clients on TLS or DTLS (the certificate's name)
 
-    bool enabled() const { return !users.empty() || !static_auth_secrets.empty(); }
+    bool enabled() const { return !users.empty() || !static_auth_secrets.empty() || from_redis; }
+    bool from_redis = false; ///< users and secrets come from Redis too (redis: is configured)
 };
 
 struct log_config {
@@ -139,6 +140,31 @@ struct signaling_config {
     std::chrono::seconds idle_timeout{60}; ///< no frame (pongs count) for this long: closed
 };
 
+/// Redis, shared by a fleet of ferry instances (docs/deploy.md): users and REST secrets in
+/// coturn's key layout, allocations per user across the fleet, and each instance's load for
+/// 300 Try Alternate. Off unless configured. Restart-only.
+struct redis_config {
+    bool enabled = false;
+    std::string host = "127.0.0.1"; ///< a name or an address; unused with `unix_socket`
+    std::uint16_t port = 6379;
+    std::string unix_socket;       ///< from "unix:/run/redis/redis.sock"
+    std::string username;          ///< Redis 6 ACL user (AUTH username password)
+    std::string password;
+    unsigned database = 0;
+    std::string key_prefix;        ///< before every key ferry reads or writes
+    bool tls = false;
+    std::string tls_ca;            ///< CA file the server's certificate must chain to; empty: the system's
+    std::string tls_server_name;   ///< name checked in the certificate; empty: `host`
+    /// What this instance publishes (load, allocations per user) lives this long in Redis
+    /// unless renewed (every third of it): an instance that dies drops out of the fleet after it.
+    std::chrono::seconds lease{10};
+    /// Users and secrets are read whole this often, besides following changes as they come.
+    std::chrono::seconds resync_interval{60};
+    std::string instance; ///< this instance's name in the fleet; empty: the host name and first listener
+    /// Where other instances send clients for this one (300 Try Alternate); empty: nowhere.
+    std::vector<protocol::transport_address> advertise;
+};
+
 /// Adaptive batching: above `above_pps` relayed packets a second, a worker starts its passes
 /// over the sockets at most every `delay`, so one wake-up handles many datagrams.
 struct batching_config {
@@ -158,6 +184,7 @@ struct config {
     log_config log;
     admin_config admin;
     signaling_config signaling;
+    redis_config redis;
     /// SIGTERM drains: allocations run on for up to this long, then ferry exits.
     std::chrono::seconds drain_timeout{300};
 
@@ -180,6 +207,9 @@ config load_config(const std::string& path);
 config parse_config(const std::string& yaml, const std::string& name = "<config>");
 
 std::string_view to_string(log_level l);
+
+/// "192.0.2.10:3478", "[2001:db8::1]:3478", or an address alone (then port `port`).
+std::optional<protocol::transport_address> parse_endpoint(std::string_view text, std::uint16_t port);
 
 /// Every key the loader accepts, as dotted paths ("limits.allocations_total", "listen.port"
 /// for a key of a list's items). The loader checks keys against this list and nothing else.

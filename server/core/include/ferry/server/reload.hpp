@@ -5,6 +5,7 @@
 #include "ferry/server/config.hpp"
 #include "ferry/server/turn_handler.hpp"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +15,14 @@ namespace ferry::server {
 /// The TURN settings, credentials and peer policy of `cfg`. Wipes the users' passwords from
 /// `cfg` once their keys are derived.
 std::shared_ptr<const turn_runtime> build_runtime(config& cfg);
+
+/// `base` (the file's runtime) with Redis's users and REST secrets added: a name the file has
+/// keeps the file's key; secrets past credential_store::max_secrets are left out (and counted
+/// in `*left_out`).
+std::shared_ptr<const turn_runtime> with_redis_users(const turn_runtime& base,
+                                                     const std::map<std::string, redis_user>& users,
+                                                     const std::vector<std::string>& secrets,
+                                                     std::size_t* left_out = nullptr);
 
 /// The secret nonces are made with: SHA-256 of turn.nonce_secret, or random when it is empty.
 auth::nonce_manager::secret nonce_secret_of(const turn_config& t);

@@ -7,12 +7,14 @@
 
 #include "ferry/auth/authenticate.hpp"
 #include "ferry/server/allocation.hpp"
+#include "ferry/server/fleet.hpp"
 #include "ferry/server/log.hpp"
 #include "ferry/server/peer_policy.hpp"
 #include "ferry/server/request.hpp"
 
 #include <array>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -64,6 +66,15 @@ public:
     void release(const std::string& user, const std::optional<protocol::ip_address>& source = std::nullopt);
     std::size_t total() const;
 
+    /// A fleet (Redis): the per-user quota counts `fleet`'s other instances too, and
+    /// `on_user_change(user)` is called (under this object's lock: it must only queue work)
+    /// whenever a user's count here changes. Set before the workers start.
+    void join_fleet(const fleet_view* fleet, std::function<void(const std::string&)> on_user_change);
+    const fleet_view* fleet() const { return fleet_; }
+    /// `user`'s allocations (and reservations) on this instance.
+    unsigned count_of(const std::string& user) const;
+    std::vector<std::pair<std::string, unsigned>> user_counts() const;
+
     /// RFC 8656 §7.2 EVEN-PORT with R: port N+1 held for a later Allocate. It holds a place
     /// under `user`'s quota and the total, like an allocation, until it is taken, cancelled
     /// (its allocation ended) or expires.
@@ -111,6 +122,8 @@ private:
         bool claimed = false;
     };
     std::unordered_map<std::uint32_t, pending_connection> connections_;
+    const fleet_view* fleet_ = nullptr;
+    std::function<void(const std::string&)> on_user_change_;
 };
 
 /// Opens and closes relay sockets; the worker implements it.

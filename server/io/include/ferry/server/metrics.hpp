@@ -18,6 +18,12 @@ struct process_facts {
     std::uint64_t reloads_failed = 0;
     unsigned threads = 0;
     std::int64_t allocations_quota_held = 0; ///< places taken under allocations_total
+    bool redis = false;            ///< redis: configured (the four below are written only then)
+    bool redis_connected = false;
+    std::uint64_t redis_users = 0; ///< users and secrets read from Redis
+    std::uint64_t redis_secrets = 0;
+    std::uint64_t redis_outages = 0;
+    std::uint64_t fleet_instances = 0; ///< other live instances
 };
 
 std::string render_metrics(std::span<const worker_snapshot> workers, const process_facts& facts, bool per_user);
