@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <algorithm>
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <string>
@@ -393,4 +394,22 @@ signaling:
     CHECK_THROWS_WITH_AS(parse_config("listen:\n  - address: 0.0.0.0\n    port: 8443\nsignaling:\n  port: 8443\n"),
                          doctest::Contains("TURN listener's port"), config_error);
     CHECK_THROWS_WITH_AS(parse_config("signaling:\n  colour: blue\n"), doctest::Contains("unknown key"), config_error);
+}
+
+TEST_CASE("config: ${NAME} takes an environment variable's value (a pod's node address), outside comments") {
+    ::setenv("FERRY_TEST_NODE_IP", "192.0.2.44", 1);
+    ::unsetenv("FERRY_TEST_UNSET");
+    const auto c = parse_config("# ${FERRY_TEST_UNSET} in a comment is left alone\n"
+                                "redis:\n  advertise: [\"${FERRY_TEST_NODE_IP}:3478\"]\n");
+    REQUIRE(c.redis.advertise.size() == 1);
+    CHECK(c.redis.advertise[0] == *ferry::protocol::transport_address::from("192.0.2.44", 3478));
+    CHECK(expand_environment("a: $x b: $${FERRY_TEST_NODE_IP}", "f") == "a: $x b: $192.0.2.44");
+    try {
+        parse_config("turn:\n  realm: ${FERRY_TEST_UNSET}\n", "ferry.yaml");
+        FAIL("an unset variable was accepted");
+    } catch (const config_error& e) {
+        CHECK(std::string(e.what()) == "ferry.yaml:2: the environment variable FERRY_TEST_UNSET is not set");
+    }
+    CHECK_THROWS_AS(parse_config("turn:\n  realm: ${1X}\n"), config_error);
+    CHECK_THROWS_AS(parse_config("turn:\n  realm: ${unclosed\n"), config_error);
 }

@@ -5,7 +5,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -601,11 +603,49 @@ std::string_view to_string(log_level l) {
     return "info";
 }
 
-config parse_config(const std::string& yaml, const std::string& name) {
+std::string expand_environment(const std::string& text, const std::string& name) {
+    std::string out;
+    out.reserve(text.size());
+    std::size_t line = 1;
+    bool comment_line = false;
+    bool line_start = true;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (line_start && c != ' ' && c != '\t') {
+            comment_line = c == '#';
+            line_start = false;
+        }
+        if (c == '\n') {
+            ++line;
+            line_start = true;
+            comment_line = false;
+        }
+        if (c != '$' || comment_line || i + 1 >= text.size() || text[i + 1] != '{') {
+            out += c;
+            continue;
+        }
+        const auto close = text.find('}', i + 2);
+        const auto var = close == std::string::npos ? std::string() : text.substr(i + 2, close - i - 2);
+        const bool valid = !var.empty() && !std::isdigit(static_cast<unsigned char>(var[0])) &&
+                           std::all_of(var.begin(), var.end(), [](char v) {
+                               return std::isalnum(static_cast<unsigned char>(v)) || v == '_';
+                           });
+        if (!valid)
+            throw config_error(fmt::format("{}:{}: '${{' starts no environment variable such as ${{NODE_IP}}", name, line));
+        const char* value = std::getenv(var.c_str());
+        if (value == nullptr)
+            throw config_error(fmt::format("{}:{}: the environment variable {} is not set", name, line, var));
+        out += value;
+        i = close;
+    }
+    return out;
+}
+
+config parse_config(const std::string& text, const std::string& name) {
     reader r{name};
     YAML::Node root;
     try {
-        root = YAML::Load(yaml);
+        root = YAML::Load(expand_environment(text, name));
     } catch (const YAML::Exception& e) {
         throw config_error(fmt::format("{}:{}: {}", name, e.mark.line + 1, e.msg));
     }

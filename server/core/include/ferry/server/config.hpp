@@ -205,6 +205,9 @@ unsigned worker_count(const config& c);
 config load_config(const std::string& path);
 /// Same, from YAML text (tests); `name` stands in for the file name in messages.
 config parse_config(const std::string& yaml, const std::string& name = "<config>");
+/// `text` with every ${NAME} (outside comment lines) replaced by that environment variable's
+/// value, as a Kubernetes pod's env gives a node's address; an unset one is an error.
+std::string expand_environment(const std::string& text, const std::string& name);
 
 std::string_view to_string(log_level l);
 
