@@ -10,6 +10,8 @@
 #   BENCH_STREAM_CALLS=1000 BENCH_STREAM_SECONDS=6: the same shape over TURN-TCP and TURN-TLS
 #   (one connection per allocation), ChannelData of 100 and 1200 bytes
 #   BENCH_ROUNDS=3 BENCH_SECONDS=5 ./scripts/bench.sh
+#   BENCH_REDIS=1: a third server, ferry in a fleet (redis: configured, users read from a
+#   redis-server this script starts on loopback), beside the other two: what Redis costs
 #
 # Everything runs on loopback, bounded in time; only processes it started are stopped.
 set -euo pipefail
@@ -31,8 +33,9 @@ command -v turnserver >/dev/null || { echo "bench: coturn's turnserver is not in
 WORK=$(mktemp -d)
 SERVER_PID=""
 ECHO_PID=""
+REDIS_PID=""
 cleanup() {
-    for p in $SERVER_PID $ECHO_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    for p in $SERVER_PID $ECHO_PID $REDIS_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -49,8 +52,30 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 . scripts/lib/bench.sh
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"; } # server round metric value
 
+# With BENCH_REDIS=1, a redis-server of this script's own holds the fleet's user.
+SERVERS="ferry coturn"
+if [ "${BENCH_REDIS:-0}" = 1 ]; then
+    command -v redis-server >/dev/null || { echo "bench: redis-server is not installed (./scripts/test.sh installs it)"; exit 1; }
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --notify-keyspace-events 'K$gx' >"$WORK/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+    redis-cli -p "$REDIS_PORT" SET turn/realm/bench/user/load/password load >/dev/null
+    SERVERS="ferry ferry-redis coturn"
+fi
+
 start_server() { # NAME PORT ADMIN_PORT TLS_PORT
-    if [ "$1" = ferry ]; then
+    if [ "$1" = ferry ] || [ "$1" = ferry-redis ]; then
+        local users="  users:
+    - name: load
+      password: load" redis=""
+        if [ "$1" = ferry-redis ]; then
+            users=""
+            redis="redis:
+  address: 127.0.0.1:$REDIS_PORT
+  instance: bench"
+        fi
         cat >"$WORK/ferry.yaml" <<YAML
 threads: auto
 listen:
@@ -65,9 +90,7 @@ tls:
   private_key: $WORK/key.pem
 turn:
   realm: bench
-  users:
-    - name: load
-      password: load
+$users
   allowed_peer_ranges: [127.0.0.0/8]
 limits:
   allocations_per_user: 0
@@ -79,6 +102,7 @@ log:
 admin:
   port: $3
 drain_timeout: 0
+$redis
 YAML
         "$FERRY" --config "$WORK/ferry.yaml" >"$WORK/ferry.log" 2>&1 &
     else
@@ -92,8 +116,13 @@ YAML
     fi
     SERVER_PID=$!
     for _ in $(seq 50); do
-        "$LOAD" binding --server "127.0.0.1:$2" --sockets 1 --window 1 --seconds 0.2 2>/dev/null |
-            grep -q "received=[1-9]" && return 0
+        if "$LOAD" binding --server "127.0.0.1:$2" --sockets 1 --window 1 --seconds 0.2 2>/dev/null |
+            grep -q "received=[1-9]"; then
+            # In a fleet, the user exists once Redis has been read.
+            [ "$1" != ferry-redis ] || curl -s --max-time 2 "http://127.0.0.1:$3/metrics" | grep -q '^ferry_redis_users 1$' ||
+                { sleep 0.1; continue; }
+            return 0
+        fi
         sleep 0.1
     done
     echo "bench: $1 did not start"; exit 1
@@ -226,7 +255,7 @@ run_server() { # NAME ROUND
 
 echo "ferry vs coturn $(turnserver --version 2>/dev/null | head -1 || true): $ROUNDS rounds of ${SECS}s workloads, $THREADS cores, $(date -u +%Y-%m-%d)"
 for round in $(seq "$ROUNDS"); do
-    if [ $((round % 2)) -eq 1 ]; then order="ferry coturn"; else order="coturn ferry"; fi
+    if [ $((round % 2)) -eq 1 ]; then order=$SERVERS; else order=$(tr ' ' '\n' <<<"$SERVERS" | tac | tr '\n' ' '); fi
     for server in $order; do
         echo "round $round: $server" >&2
         run_server "$server" "$round"
@@ -242,10 +271,16 @@ for line in open(sys.argv[1]):
     if metric not in order:
         order.append(metric)
     rows[metric][server].append(float(value))
-print(f"{'figure (median)':44} {'ferry':>12} {'coturn':>12} {'ferry/coturn':>13}")
+fleet = any(rows[m]["ferry-redis"] for m in order)
+med = lambda m, s: statistics.median(rows[m][s]) if rows[m][s] else float("nan")
+head = f"{'figure (median)':44} {'ferry':>12} {'coturn':>12} {'ferry/coturn':>13}"
+print(head + (f" {'ferry+redis':>12} {'+redis/ferry':>13}" if fleet else ""))
 for metric in order:
-    f = statistics.median(rows[metric]["ferry"]) if rows[metric]["ferry"] else float("nan")
-    c = statistics.median(rows[metric]["coturn"]) if rows[metric]["coturn"] else float("nan")
+    f, c = med(metric, "ferry"), med(metric, "coturn")
     ratio = f / c if c else float("nan")
-    print(f"{metric:44} {f:12.2f} {c:12.2f} {ratio:13.2f}")
+    line = f"{metric:44} {f:12.2f} {c:12.2f} {ratio:13.2f}"
+    if fleet:
+        r = med(metric, "ferry-redis")
+        line += f" {r:12.2f} {(r / f if f else float('nan')):13.2f}"
+    print(line)
 PY

@@ -269,6 +269,9 @@ void redis_sync::take_all(const std::vector<std::string>& keys, const std::vecto
     }
     std::erase_if(users, [](const auto& u) { return !u.second.key && !u.second.password; });
     const bool first = !synced_;
+    // A full read that finds what the mirror holds changes nothing: the workers are not
+    // handed a new runtime (each would walk its allocations for revocations).
+    const bool same = users == users_ && secrets == secrets_;
     for (auto& [name, u] : users_)
         if (u.password) OPENSSL_cleanse(u.password->data(), u.password->size());
     users_ = std::move(users);
@@ -278,7 +281,7 @@ void redis_sync::take_all(const std::vector<std::string>& keys, const std::vecto
         log::info("redis: {} user{} and {} REST secret{} read for realm prefix '{}'", users_.size(),
                   users_.size() == 1 ? "" : "s", secrets_.size(), secrets_.size() == 1 ? "" : "s",
                   layout_.realm_prefix());
-    schedule_apply();
+    if (!same) schedule_apply();
 }
 
 asio::awaitable<void> redis_sync::read_fleet(std::uint64_t generation) {

@@ -91,6 +91,7 @@ private:
 struct redis_user {
     std::optional<std::array<std::uint8_t, 16>> key;
     std::optional<std::string> password;
+    friend bool operator==(const redis_user&, const redis_user&) = default;
 };
 
 /// A hex MD5 key as coturn stores it (32 hex digits, either case).
