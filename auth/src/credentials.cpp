@@ -36,6 +36,12 @@ void credential_store::add_user_key(std::string_view name, const key& md5_key) {
     add_hash(name);
 }
 
+void credential_store::add_user_keys(std::string_view name, const user_keys& keys) {
+    users_[std::string(name)] = keys;
+    if (!keys.sha256) md5_only_users_ = true;
+    add_hash(name);
+}
+
 void credential_store::add_hash(std::string_view name) {
     const auto h = user_hash(name, realm_);
     by_hash_[std::string(h.begin(), h.end())] = std::string(name);

@@ -169,9 +169,13 @@ TEST_CASE("with_redis_users: Redis's users and secrets join the file's; the file
     turn_runtime base{turn_settings{}, ferry::auth::credential_store("north.gov"), {}};
     base.credentials.add_user("gorst", "from-the-file");
     base.credentials.add_rest_secret("file-secret");
+    const auto derived = [](const char* user, const char* password) {
+        return ferry::auth::user_keys{ferry::auth::long_term_key(user, "north.gov", password, password_algorithm::md5),
+                                      ferry::auth::long_term_key(user, "north.gov", password, password_algorithm::sha256)};
+    };
     std::map<std::string, redis_user> users;
-    users["gorst"].password = "from-redis";
-    users["ninefingers"].password = "youhavetoberealistic";
+    users["gorst"].from_password = derived("gorst", "from-redis");
+    users["ninefingers"].from_password = derived("ninefingers", "youhavetoberealistic");
     users["hexed"].key = parse_hex_key("7da2270ccfa49786e0115366d3a3d14d");
     const auto rt = with_redis_users(base, users, {"redis-secret"});
     const auto now = 1'700'000'000;

@@ -41,7 +41,10 @@ std::string glob_escape(std::string_view s) {
 
 std::string encode_load(const instance_load& l) {
     std::string addresses;
-    for (const auto& a : l.addresses) addresses += (addresses.empty() ? "" : ",") + a.to_string();
+    for (const auto& a : l.addresses) {
+        if (!addresses.empty()) addresses += ',';
+        addresses += a.to_string();
+    }
     return fmt::format("{} {} {} {} {} {}", l.name, l.draining ? 1 : 0, l.allocations, l.capacity,
                        l.packets_per_second, addresses.empty() ? "-" : addresses);
 }

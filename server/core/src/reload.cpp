@@ -61,8 +61,8 @@ std::shared_ptr<const turn_runtime> with_redis_users(const turn_runtime& base,
             std::copy(u.key->begin(), u.key->end(), k.bytes.begin());
             k.size = 16;
             rt->credentials.add_user_key(name, k);
-        } else if (u.password) {
-            rt->credentials.add_user(name, *u.password);
+        } else if (u.from_password) {
+            rt->credentials.add_user_keys(name, *u.from_password);
         }
     }
     std::size_t skipped = 0;

@@ -3,7 +3,6 @@
 #include "ferry/server/log.hpp"
 #include "ferry/server/spawn.hpp"
 
-#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,8 +25,10 @@ std::string default_instance_name(const config& cfg) {
     std::array<char, 256> host{};
     if (::gethostname(host.data(), host.size() - 1) != 0) host = {'f', 'e', 'r', 'r', 'y'};
     std::string name(host.data());
-    if (!cfg.listen.empty())
-        name += "/" + protocol::transport_address{cfg.listen.front().address, cfg.listen.front().port}.to_string();
+    if (!cfg.listen.empty()) {
+        name += '/';
+        name += protocol::transport_address{cfg.listen.front().address, cfg.listen.front().port}.to_string();
+    }
     return name;
 }
 
@@ -41,7 +42,7 @@ std::vector<protocol::transport_address> default_advertise(const config& cfg) {
 redis_sync::redis_sync(asio::io_context& io, const config& cfg, turn_shared& shared, fleet_view& fleet,
                        std::function<void()> users_changed)
     : io_(io), rcfg_(cfg.redis), shared_(shared), fleet_(fleet), users_changed_(std::move(users_changed)),
-      layout_(cfg.redis.key_prefix, cfg.turn.realm),
+      realm_(cfg.turn.realm), layout_(cfg.redis.key_prefix, cfg.turn.realm),
       name_(cfg.redis.instance.empty() ? default_instance_name(cfg) : cfg.redis.instance),
       key_(layout_.instance_key(name_)),
       cmd_(io, cfg.redis, "commands", false,
@@ -200,8 +201,8 @@ void redis_sync::take_value(const std::string& key, const redis_reply& r) {
     if (const auto u = layout_.user_of(key)) {
         auto& entry = users_[u->name];
         if (u->password) {
-            if (r.nil()) entry.password.reset();
-            else entry.password = r.str;
+            if (r.nil()) entry.from_password.reset();
+            else entry.from_password = keys_of(u->name, r.str);
         } else if (r.nil()) {
             entry.key.reset();
         } else if (const auto k = parse_hex_key(r.str)) {
@@ -210,7 +211,7 @@ void redis_sync::take_value(const std::string& key, const redis_reply& r) {
             log::warn("redis: {} is not 32 hex digits (MD5 of user:realm:password); ignored", key);
             entry.key.reset();
         }
-        if (!entry.key && !entry.password) users_.erase(u->name);
+        if (!entry.key && !entry.from_password) users_.erase(u->name);
     } else if (layout_.is_secret(key)) {
         if (r.nil() || r.str.empty()) secrets_.erase(key);
         else secrets_[key] = r.str;
@@ -253,6 +254,11 @@ asio::awaitable<void> redis_sync::read_users(std::uint64_t generation) {
     take_all(keys, values);
 }
 
+auth::user_keys redis_sync::keys_of(const std::string& user, const std::string& password) const {
+    return {auth::long_term_key(user, realm_, password, protocol::password_algorithm::md5),
+            auth::long_term_key(user, realm_, password, protocol::password_algorithm::sha256)};
+}
+
 void redis_sync::take_all(const std::vector<std::string>& keys, const std::vector<redis_reply>& values) {
     std::map<std::string, redis_user> users;
     std::map<std::string, std::string> secrets;
@@ -260,20 +266,18 @@ void redis_sync::take_all(const std::vector<std::string>& keys, const std::vecto
         const auto& v = values[i];
         if (v.kind != redis_reply::type::string) continue; // gone since the SCAN
         if (const auto u = layout_.user_of(keys[i])) {
-            if (u->password) users[u->name].password = v.str;
+            if (u->password) users[u->name].from_password = keys_of(u->name, v.str);
             else if (const auto k = parse_hex_key(v.str)) users[u->name].key = k;
             else log::warn("redis: {} is not 32 hex digits (MD5 of user:realm:password); ignored", keys[i]);
         } else if (!v.str.empty()) {
             secrets[keys[i]] = v.str;
         }
     }
-    std::erase_if(users, [](const auto& u) { return !u.second.key && !u.second.password; });
+    std::erase_if(users, [](const auto& u) { return !u.second.key && !u.second.from_password; });
     const bool first = !synced_;
     // A full read that finds what the mirror holds changes nothing: the workers are not
     // handed a new runtime (each would walk its allocations for revocations).
     const bool same = users == users_ && secrets == secrets_;
-    for (auto& [name, u] : users_)
-        if (u.password) OPENSSL_cleanse(u.password->data(), u.password->size());
     users_ = std::move(users);
     secrets_ = std::move(secrets);
     synced_ = true;

@@ -155,7 +155,10 @@ int process::run() {
 
     if (redis_) {
         std::string to;
-        for (const auto& a : advertise_) to += (to.empty() ? "" : ", ") + a.to_string();
+        for (const auto& a : advertise_) {
+            if (!to.empty()) to += ", ";
+            to += a.to_string();
+        }
         log::info("fleet: instance '{}', lease {} s; other instances send clients to {}", redis_->instance(),
                   cfg.redis.lease.count(), to.empty() ? "none of its addresses (redis.advertise is empty)" : to);
         redis_->start();

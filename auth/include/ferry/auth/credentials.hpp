@@ -20,6 +20,7 @@ namespace ferry::auth {
 struct user_keys {
     key md5;
     std::optional<key> sha256; ///< absent when only a precomputed MD5 key was configured
+    friend bool operator==(const user_keys&, const user_keys&) = default;
 };
 
 class credential_store {
@@ -38,6 +39,8 @@ public:
     void add_user(std::string_view name, std::string_view password);
     /// Adds a user from a precomputed MD5(user:realm:password) key, 16 bytes.
     void add_user_key(std::string_view name, const key& md5_key);
+    /// Adds a user from keys derived earlier for this realm (both, as add_user derives them).
+    void add_user_keys(std::string_view name, const user_keys& keys);
     void add_rest_secret(std::string secret);
 
     const std::string& realm() const { return realm_; }

@@ -14,6 +14,7 @@
 // name whose keys changed, or "*": read all), for deployments without keyspace notifications.
 #pragma once
 
+#include "ferry/auth/credentials.hpp"
 #include "ferry/protocol/address.hpp"
 #include "ferry/server/allocation.hpp"
 
@@ -87,10 +88,11 @@ private:
     std::string realm_prefix_; ///< P turn/realm/<realm>/
 };
 
-/// A user as Redis holds it: coturn's hex key, its clear password, or both (the key wins).
+/// A user as Redis holds it: coturn's hex key, a clear password, or both (the key wins). The
+/// password itself is not kept: its keys are derived (MD5 and SHA-256) when it is read.
 struct redis_user {
     std::optional<std::array<std::uint8_t, 16>> key;
-    std::optional<std::string> password;
+    std::optional<auth::user_keys> from_password;
     friend bool operator==(const redis_user&, const redis_user&) = default;
 };
 

@@ -61,6 +61,8 @@ private:
     asio::awaitable<void> read_key(std::string key);
     void take_value(const std::string& key, const redis_reply& r);
     void take_all(const std::vector<std::string>& keys, const std::vector<redis_reply>& values);
+    /// A password's keys for this realm, derived once when read (the password is not kept).
+    auth::user_keys keys_of(const std::string& user, const std::string& password) const;
     void flush_users();
     instance_load own_empty_load() const;
     void schedule_apply();
@@ -72,6 +74,7 @@ private:
     turn_shared& shared_;
     fleet_view& fleet_;
     std::function<void()> users_changed_;
+    std::string realm_;
     redis_layout layout_;
     std::string name_;
     std::string key_; ///< P ferry/instance/<name>
