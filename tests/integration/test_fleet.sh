@@ -10,7 +10,9 @@
 #     users go on, the outage is logged once; changes made while ferry could not reach Redis
 #     arrive when it is back;
 #   - a draining instance, and a full one, answer 300 naming the least-loaded live instance,
-#     and turnutils_uclient (which follows 300) relays through that one.
+#     and turnutils_uclient (which follows 300) relays through that one;
+#   - Redis over TLS (a certificate made here, checked by its IP address) and over a unix
+#     socket, with a password and a database number.
 . "$(dirname "$0")/lib.sh"
 
 command -v redis-server >/dev/null || fail "redis-server is missing (scripts/test.sh installs it)"
@@ -242,6 +244,68 @@ until_ok 2 grep -q "fleet: instance 'ferry-2' left" "$WORK/f3.log" >/dev/null ||
 [ "$(rcli SISMEMBER ferry/instances ferry-2)" = 0 ] || fail "the stopped ferry-2 is still in ferry/instances"
 pass "a stopped instance said goodbye: its key is gone and the others heard it"
 kill -INT "${FPID[1]}" "${FPID[3]}" 2>/dev/null || true
-for i in 1 2 3; do
+wait "${FPID[1]}" "${FPID[3]}" 2>/dev/null || true
+# --- The other ways to reach Redis: TLS (verified), a unix socket; AUTH and SELECT. ----------
+TPORT=$(free_port)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=redis-test \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/redis-key.pem" -out "$WORK/redis-cert.pem" >/dev/null 2>&1
+chmod 644 "$WORK/redis-key.pem"
+redis-server --port 0 --tls-port "$TPORT" --bind 127.0.0.1 --tls-cert-file "$WORK/redis-cert.pem" \
+    --tls-key-file "$WORK/redis-key.pem" --tls-ca-cert-file "$WORK/redis-cert.pem" --tls-auth-clients no \
+    --unixsocket "$WORK/redis/tls-box.sock" --requirepass fleet-password --save "" --appendonly no \
+    --notify-keyspace-events 'K$gx' >"$WORK/redis-tls.log" 2>&1 &
+PIDS+=($!)
+tcli() { redis-cli -s "$WORK/redis/tls-box.sock" -a fleet-password --no-auth-warning -n 3 "$@"; }
+for _ in $(seq 50); do tcli PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+tcli SET "$(user_key frank password)" fisher >/dev/null
+for way in tls unix; do
+    i=$([ "$way" = tls ] && echo 4 || echo 5)
+    if [ "$way" = tls ]; then
+        address="127.0.0.1:$TPORT"
+        extra="  tls: true
+  tls_ca: $WORK/redis-cert.pem"
+    else
+        address="unix:$WORK/redis/tls-box.sock"
+        extra=""
+    fi
+    write_config "$i"
+    python3 - "$WORK/f$i.yaml" "  address: 127.0.0.1:$RPORT" "  address: $address
+  password: fleet-password
+  database: 3${extra:+
+$extra}" <<'PY'
+import sys
+path, old, new = sys.argv[1:]
+text = open(path).read()
+assert old in text
+open(path, "w").write(text.replace(old, new, 1))
+PY
+    start_instance "$i"
+    wait_connected "$i"
+    out=$(allocate "$i" frank fisher)
+    [ "$out" = code=200 ] || fail "over $way: frank's Allocate on ferry-$i: $out; $(grep redis "$WORK/f$i.log" | tail -3)"
+done
+# A certificate that does not chain to tls_ca is refused: no connection, said once.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=impostor \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/other-key.pem" -out "$WORK/other-cert.pem" >/dev/null 2>&1
+write_config 6
+python3 - "$WORK/f6.yaml" "  address: 127.0.0.1:$RPORT" "  address: 127.0.0.1:$TPORT
+  password: fleet-password
+  tls: true
+  tls_ca: $WORK/other-cert.pem" <<'PY'
+import sys
+path, old, new = sys.argv[1:]
+text = open(path).read()
+assert old in text
+open(path, "w").write(text.replace(old, new, 1))
+PY
+start_instance 6
+until_ok 5 grep -q "redis: cannot connect (.*TLS" "$WORK/f6.log" >/dev/null ||
+    fail "ferry-6 did not refuse Redis's certificate: $(grep redis "$WORK/f6.log" | tail -3)"
+sleep 1
+[ "$(metric 6 ferry_redis_connected)" = 0 ] || fail "ferry-6 connected to a Redis whose certificate it cannot verify"
+[ "$(grep -c 'redis: cannot connect' "$WORK/f6.log")" = 1 ] || fail "ferry-6 logged every failed attempt"
+pass "Redis over TLS (certificate checked: one from another CA is refused, said once) and over a unix socket, with AUTH and SELECT: users read, allocations made"
+
+for i in 1 2 3 4 5 6; do
     ! grep -qE "ERROR|AddressSanitizer|runtime error" "$WORK/f$i.log" || fail "ferry-$i: $(grep -E 'ERROR|runtime error' "$WORK/f$i.log" | head -3)"
 done
