@@ -3,6 +3,8 @@
 #include "ferry/protocol/integrity.hpp"
 
 #include <openssl/crypto.h>
+
+#include <charconv>
 #include <string>
 
 namespace ferry::auth {
@@ -39,6 +41,19 @@ std::array<std::uint8_t, 32> user_hash(std::string_view username, std::string_vi
     std::array<std::uint8_t, 32> out{};
     protocol::sha256(bytes_of(input), out);
     return out;
+}
+
+std::optional<std::array<std::uint8_t, 16>> parse_hex_key(std::string_view text) {
+    if (text.starts_with("0x") || text.starts_with("0X")) text.remove_prefix(2);
+    if (text.size() != 32) return std::nullopt;
+    std::array<std::uint8_t, 16> k{};
+    for (std::size_t i = 0; i < 16; ++i) {
+        unsigned v = 0;
+        auto [end, ec] = std::from_chars(text.data() + 2 * i, text.data() + 2 * i + 2, v, 16);
+        if (ec != std::errc{} || end != text.data() + 2 * i + 2) return std::nullopt;
+        k[i] = static_cast<std::uint8_t>(v);
+    }
+    return k;
 }
 
 } // namespace ferry::auth

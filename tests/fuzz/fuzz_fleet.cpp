@@ -43,6 +43,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (const auto u = layout.user_of(text))
         if (layout.user_key_name(u->name, u->password) != text) std::abort();
     (void)layout.is_secret(text);
-    (void)parse_hex_key(text);
+    (void)ferry::auth::parse_hex_key(text);
     return 0;
 }

@@ -97,14 +97,14 @@ TEST_CASE("fleet: coturn's key layout, under a prefix, for one realm only") {
 }
 
 TEST_CASE("fleet: a hex key as coturn stores it") {
-    const auto k = parse_hex_key("7da2270ccfa49786e0115366d3a3d14d"); // gorst:north.gov:hero
+    const auto k = ferry::auth::parse_hex_key("7da2270ccfa49786e0115366d3a3d14d"); // gorst:north.gov:hero
     REQUIRE(k);
     CHECK((*k)[0] == 0x7d);
     CHECK((*k)[15] == 0x4d);
-    CHECK(parse_hex_key("7DA2270CCFA49786E0115366D3A3D14D"));
-    CHECK_FALSE(parse_hex_key("7da2270ccfa49786e0115366d3a3d14"));
-    CHECK_FALSE(parse_hex_key("7da2270ccfa49786e0115366d3a3d14g"));
-    CHECK_FALSE(parse_hex_key(""));
+    CHECK(ferry::auth::parse_hex_key("7DA2270CCFA49786E0115366D3A3D14D"));
+    CHECK_FALSE(ferry::auth::parse_hex_key("7da2270ccfa49786e0115366d3a3d14"));
+    CHECK_FALSE(ferry::auth::parse_hex_key("7da2270ccfa49786e0115366d3a3d14g"));
+    CHECK_FALSE(ferry::auth::parse_hex_key(""));
 }
 
 TEST_CASE("fleet_view: per-user totals follow counts, replacements and departures") {
@@ -176,7 +176,7 @@ TEST_CASE("with_redis_users: Redis's users and secrets join the file's; the file
     std::map<std::string, redis_user> users;
     users["gorst"].from_password = derived("gorst", "from-redis");
     users["ninefingers"].from_password = derived("ninefingers", "youhavetoberealistic");
-    users["hexed"].key = parse_hex_key("7da2270ccfa49786e0115366d3a3d14d");
+    users["hexed"].key = ferry::auth::parse_hex_key("7da2270ccfa49786e0115366d3a3d14d");
     const auto rt = with_redis_users(base, users, {"redis-secret"});
     const auto now = 1'700'000'000;
     auto keys = rt->credentials.lookup("gorst", password_algorithm::md5, now);

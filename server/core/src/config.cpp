@@ -1,5 +1,7 @@
 #include "ferry/server/config.hpp"
 
+#include "ferry/auth/keys.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <fmt/format.h>
@@ -206,19 +208,6 @@ std::vector<ip_range> parse_ranges(const reader& r, const YAML::Node& n, const s
     return out;
 }
 
-std::optional<std::array<std::uint8_t, 16>> parse_key(std::string_view text) {
-    if (text.starts_with("0x") || text.starts_with("0X")) text.remove_prefix(2);
-    if (text.size() != 32) return std::nullopt;
-    std::array<std::uint8_t, 16> k{};
-    for (std::size_t i = 0; i < 16; ++i) {
-        unsigned v = 0;
-        auto [p, ec] = std::from_chars(text.data() + 2 * i, text.data() + 2 * i + 2, v, 16);
-        if (ec != std::errc{} || p != text.data() + 2 * i + 2) return std::nullopt;
-        k[i] = static_cast<std::uint8_t>(v);
-    }
-    return k;
-}
-
 void parse_turn(const reader& r, const YAML::Node& n, turn_config& t) {
     r.only_keys(n, "turn");
     if (n["realm"]) {
@@ -238,7 +227,7 @@ void parse_turn(const reader& r, const YAML::Node& n, turn_config& t) {
                 user.password = r.text(u["password"], "turn.users.password");
                 if (user.password.empty()) r.fail(u["password"], "'password' must not be empty");
             } else if (u["key"]) {
-                user.key = parse_key(r.text(u["key"], "turn.users.key"));
+                user.key = auth::parse_hex_key(r.text(u["key"], "turn.users.key"));
                 if (!user.key) r.fail(u["key"], "'key' must be 32 hex digits: MD5(name:realm:password)");
             } else {
                 r.fail(u, fmt::format("user '{}' needs a 'password' or a 'key'", user.name));

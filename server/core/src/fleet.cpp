@@ -151,18 +151,6 @@ std::string redis_layout::user_key_name(std::string_view user, bool password) co
 
 std::string redis_layout::realm_pattern() const { return glob_escape(realm_prefix_) + "*"; }
 
-std::optional<std::array<std::uint8_t, 16>> parse_hex_key(std::string_view text) {
-    if (text.size() != 32) return std::nullopt;
-    std::array<std::uint8_t, 16> k{};
-    for (std::size_t i = 0; i < 16; ++i) {
-        unsigned v = 0;
-        auto [end, ec] = std::from_chars(text.data() + 2 * i, text.data() + 2 * i + 2, v, 16);
-        if (ec != std::errc{} || end != text.data() + 2 * i + 2) return std::nullopt;
-        k[i] = static_cast<std::uint8_t>(v);
-    }
-    return k;
-}
-
 void fleet_view::add_counts(const instance& i, int sign) {
     for (const auto& [user, n] : i.users) {
         if (sign > 0) {

@@ -205,7 +205,7 @@ void redis_sync::take_value(const std::string& key, const redis_reply& r) {
             else entry.from_password = keys_of(u->name, r.str);
         } else if (r.nil()) {
             entry.key.reset();
-        } else if (const auto k = parse_hex_key(r.str)) {
+        } else if (const auto k = auth::parse_hex_key(r.str)) {
             entry.key = k;
         } else {
             log::warn("redis: {} is not 32 hex digits (MD5 of user:realm:password); ignored", key);
@@ -267,7 +267,7 @@ void redis_sync::take_all(const std::vector<std::string>& keys, const std::vecto
         if (v.kind != redis_reply::type::string) continue; // gone since the SCAN
         if (const auto u = layout_.user_of(keys[i])) {
             if (u->password) users[u->name].from_password = keys_of(u->name, v.str);
-            else if (const auto k = parse_hex_key(v.str)) users[u->name].key = k;
+            else if (const auto k = auth::parse_hex_key(v.str)) users[u->name].key = k;
             else log::warn("redis: {} is not 32 hex digits (MD5 of user:realm:password); ignored", keys[i]);
         } else if (!v.str.empty()) {
             secrets[keys[i]] = v.str;

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -30,5 +31,9 @@ key long_term_key(std::string_view username, std::string_view realm, std::string
 
 /// USERHASH = SHA-256(username ":" realm) (RFC 8489 §14.4).
 std::array<std::uint8_t, 32> user_hash(std::string_view username, std::string_view realm);
+
+/// A 16-byte MD5 key written in hex, as coturn's `turnadmin -k` prints it ("0x" optional,
+/// either case): from turn.users' `key` and from Redis's `.../key` values.
+std::optional<std::array<std::uint8_t, 16>> parse_hex_key(std::string_view text);
 
 } // namespace ferry::auth

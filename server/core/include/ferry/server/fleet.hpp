@@ -96,8 +96,6 @@ struct redis_user {
     friend bool operator==(const redis_user&, const redis_user&) = default;
 };
 
-/// A hex MD5 key as coturn stores it (32 hex digits, either case).
-std::optional<std::array<std::uint8_t, 16>> parse_hex_key(std::string_view text);
 
 /// The other instances as this one knows them: their loads and their allocations per user,
 /// each dropped when its lease runs out unrenewed. Written by the main thread from Redis; read
