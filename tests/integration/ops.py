@@ -8,6 +8,10 @@
       one Allocate; prints "code=N" (200 for success)
   hold --port P --user U --password W --seconds S
       one Allocate, then holds it S seconds without a word (prints "allocated" first)
+  until-allocated --hosts H1,H2,... --port P --user U --password W --seconds S
+      prints "ready", then tries an Allocate on each host in turn (a new socket each time) until
+      each has succeeded once, for at most S seconds; prints "HOST EPOCH_MS" as each first
+      succeeds (the clock's milliseconds, to compare with the moment a change was made)
   flood --port P --count N
       N unauthenticated Allocates from one socket, back to back; prints "answered=K" (the
       answers that came within a second of the last)
@@ -96,6 +100,26 @@ def hold(args) -> None:
     time.sleep(args.seconds)
 
 
+def until_allocated(args) -> None:
+    pending = [h for h in args.hosts.split(",") if h]
+    print("ready", flush=True)
+    end = time.monotonic() + args.seconds
+    while pending and time.monotonic() < end:
+        for host in list(pending):
+            args.host = host
+            exchange, _ = udp_exchange(args)
+            try:
+                _, _, r = sp.turn_allocate(exchange, args.user, args.password, check=False)
+            except SystemExit:
+                continue
+            if not r.get("error"):
+                print(f"{host} {int(time.time() * 1000)}", flush=True)
+                pending.remove(host)
+        time.sleep(0.02)
+    if pending:
+        raise SystemExit(f"no Allocate succeeded on {','.join(pending)} within {args.seconds} s")
+
+
 def flood(args) -> None:
     s = socket.socket(sp.family_of(args.host), socket.SOCK_DGRAM)
     if args.source:
@@ -135,8 +159,9 @@ def notify(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["redirect", "allocate", "hold", "flood", "notify"])
+    ap.add_argument("command", choices=["redirect", "allocate", "hold", "flood", "notify", "until-allocated"])
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--hosts", default="")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--user", default="")
     ap.add_argument("--password", default="")
@@ -146,7 +171,7 @@ def main() -> None:
     ap.add_argument("--source", default="")
     args = ap.parse_args()
     {"redirect": redirect, "allocate": allocate, "hold": hold, "flood": flood,
-     "notify": notify}[args.command](args)
+     "notify": notify, "until-allocated": until_allocated}[args.command](args)
 
 
 if __name__ == "__main__":
