@@ -5,14 +5,16 @@
 #   - a user added to Redis allocates on every instance within a second, without a reload;
 #   - a per-user quota of 3 holds across the fleet (3 granted, then 486 on every instance);
 #   - an instance killed with SIGKILL: its allocations stop counting within the lease;
-#   - a user removed from Redis: its allocations on every instance end within a second;
+#   - a user removed from Redis: its allocations on every instance end within a second; a TURN
+#     REST secret likewise;
 #   - Redis stopped: relaying (turnutils_uclient, zero loss) and new allocations of known
 #     users go on, the outage is logged once; changes made while ferry could not reach Redis
 #     arrive when it is back;
 #   - a draining instance, and a full one, answer 300 naming the least-loaded live instance,
 #     and turnutils_uclient (which follows 300) relays through that one;
 #   - Redis over TLS (a certificate made here, checked by its IP address) and over a unix
-#     socket, with a password and a database number.
+#     socket, with a password and a database number; a Redis with keyspace notifications off
+#     gets them turned on, and a user added then arrives at once.
 . "$(dirname "$0")/lib.sh"
 
 command -v redis-server >/dev/null || fail "redis-server is missing (scripts/test.sh installs it)"
@@ -166,6 +168,21 @@ took=$(( $(now_ms) - start ))
 [ "$(allocate 2 bob builder)" = code=401 ] || fail "bob allocates after his removal"
 pass "a user removed from Redis: his allocations on ferry-1 and ferry-2 ended within $took ms (reason=revoked), then 401"
 
+# --- A TURN REST secret in Redis (coturn's turn/realm/<realm>/secret/<id>), then removed. -----
+rest_user="$(( $(date +%s) + 3600 )):henry"
+rest_password=$(printf '%s' "$rest_user" | openssl dgst -sha1 -hmac 'fleet-rest-secret' -binary | base64)
+rcli SET "turn/realm/$REALM/secret/2026-12" fleet-rest-secret >/dev/null
+timeout 20 python3 "$HERE/ops.py" until-allocated --hosts 127.0.0.1,127.0.0.2 --port "$PORT" \
+    --user "$rest_user" --password "$rest_password" --seconds 5 >"$WORK/rest.out" 2>&1 ||
+    fail "a REST credential from a secret in Redis does not allocate: $(cat "$WORK/rest.out")"
+rcli DEL "turn/realm/$REALM/secret/2026-12" >/dev/null
+for i in 1 2; do
+    until_ok 3 grep -q "user=$rest_user .*reason=revoked" "$WORK/f$i.log" >/dev/null ||
+        fail "the REST allocation on ferry-$i outlived its secret's removal"
+done
+[ "$(allocate 1 "$rest_user" "$rest_password")" = code=401 ] || fail "a REST credential allocates after its secret was removed"
+pass "a TURN REST secret set in Redis: its credentials allocate on ferry-1 and ferry-2; removed: their allocations end, then 401"
+
 # --- Redis stopped: known users go on; changes made meanwhile arrive when it is back. --------
 rcli SET "$(user_key carol password)" singer >/dev/null
 rcli SET "$(user_key erin password)" leaving >/dev/null
@@ -259,7 +276,7 @@ chmod 644 "$WORK/redis-key.pem"
 redis-server --port 0 --tls-port "$TPORT" --bind 127.0.0.1 --tls-cert-file "$WORK/redis-cert.pem" \
     --tls-key-file "$WORK/redis-key.pem" --tls-ca-cert-file "$WORK/redis-cert.pem" --tls-auth-clients no \
     --unixsocket "$WORK/redis/tls-box.sock" --requirepass fleet-password --save "" --appendonly no \
-    --notify-keyspace-events 'K$gx' >"$WORK/redis-tls.log" 2>&1 &
+    >"$WORK/redis-tls.log" 2>&1 &
 PIDS+=($!)
 tcli() { redis-cli -s "$WORK/redis/tls-box.sock" -a fleet-password --no-auth-warning -n 3 "$@"; }
 for _ in $(seq 50); do tcli PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done
@@ -290,6 +307,22 @@ PY
     out=$(allocate "$i" frank fisher)
     [ "$out" = code=200 ] || fail "over $way: frank's Allocate on ferry-$i: $out; $(grep redis "$WORK/f$i.log" | tail -3)"
 done
+# That Redis started with keyspace notifications off (Redis's default): ferry turned them on,
+# so a user added now arrives at once.
+flags=$(tcli CONFIG GET notify-keyspace-events | tail -1)
+[[ "$flags" == *K* && "$flags" == *g* && "$flags" == *x* ]] || fail "notify-keyspace-events is '$flags' after ferry connected"
+grep -q "redis: notify-keyspace-events was '': added 'K\$gx'" "$WORK/f4.log" "$WORK/f5.log" || fail "ferry did not say it turned notifications on"
+timeout 20 python3 "$HERE/ops.py" until-allocated --hosts 127.0.0.4,127.0.0.5 --port "$PORT" \
+    --user grace --password hopper --seconds 10 >"$WORK/grace.out" 2>&1 &
+POLL=$!
+until_ok 5 grep -q ready "$WORK/grace.out" >/dev/null || fail "the poller did not start: $(cat "$WORK/grace.out")"
+tcli SET "$(user_key grace password)" hopper >/dev/null
+start=$(now_ms)
+wait "$POLL" || fail "grace could not allocate after being added: $(cat "$WORK/grace.out")"
+took=$(( $(awk '$1 ~ /^127/ { print $2 }' "$WORK/grace.out" | sort -n | tail -1) - start ))
+[ "$took" -lt 1000 ] || fail "with notifications turned on by ferry, a new user took $took ms"
+pass "a Redis with keyspace notifications off: ferry turned on '$flags'; a user added then allocated on both $took ms later"
+
 # A certificate that does not chain to tls_ca is refused: no connection, said once.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=impostor \
     -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/other-key.pem" -out "$WORK/other-cert.pem" >/dev/null 2>&1

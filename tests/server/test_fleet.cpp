@@ -222,6 +222,8 @@ redis:
     CHECK(c.redis.resync_interval == seconds(30));
     CHECK(c.redis.instance == "eu-1");
     CHECK(c.redis.advertise.size() == 2);
+    CHECK(c.redis.configure_notifications);
+    CHECK_FALSE(parse_config("redis:\n  configure_notifications: false\n").redis.configure_notifications);
 
     const auto u = parse_config("redis:\n  address: unix:/run/redis/redis.sock\n");
     CHECK(u.redis.unix_socket == "/run/redis/redis.sock");

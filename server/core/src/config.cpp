@@ -103,6 +103,7 @@ constexpr std::string_view known_keys[] = {
     "redis.tls",
     "redis.tls_ca",
     "redis.tls_server_name",
+    "redis.configure_notifications",
     "redis.lease",
     "redis.resync_interval",
     "redis.instance",
@@ -341,6 +342,8 @@ void parse_redis(const reader& r, const YAML::Node& n, config& c) {
     if (n["tls_server_name"] && !n["tls_server_name"].IsNull())
         d.tls_server_name = r.text(n["tls_server_name"], "redis.tls_server_name");
     if (d.tls && !d.unix_socket.empty()) r.fail(n["tls"], "'redis.tls' is for TCP addresses, not a unix socket");
+    if (n["configure_notifications"])
+        d.configure_notifications = r.boolean(n["configure_notifications"], "redis.configure_notifications");
     if (n["lease"]) d.lease = std::chrono::seconds(r.number<unsigned>(n["lease"], "redis.lease", 3, 3600));
     if (n["resync_interval"])
         d.resync_interval = std::chrono::seconds(r.number<unsigned>(n["resync_interval"], "redis.resync_interval", 5, 86400));

@@ -123,6 +123,7 @@ std::vector<std::string> restart_needed(const config& a, const config& b) {
               ra.username == rb.username && ra.password == rb.password && ra.database == rb.database &&
               ra.key_prefix == rb.key_prefix && ra.tls == rb.tls && ra.tls_ca == rb.tls_ca &&
               ra.tls_server_name == rb.tls_server_name && ra.lease == rb.lease &&
+              ra.configure_notifications == rb.configure_notifications &&
               ra.resync_interval == rb.resync_interval && ra.instance == rb.instance && ra.advertise == rb.advertise,
           "redis");
     check(!ra.enabled || a.turn.realm == b.turn.realm, "turn.realm (with redis: its keys are the realm's)");

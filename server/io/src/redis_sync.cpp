@@ -102,24 +102,46 @@ void redis_sync::on_up() {
     auto alive = alive_;
     spawn(io_.get_executor(), "redis: reading users", [this, gen] { return read_users(gen); }, [] {});
     spawn(io_.get_executor(), "redis: reading the fleet", [this, gen] { return read_fleet(gen); }, [] {});
-    // Keyspace notifications are off in a default Redis: say what that means, once.
-    cmd_.command({"CONFIG", "GET", "notify-keyspace-events"}, [this, alive](const redis_reply& r) {
+    // Keyspace notifications are off in a default Redis. Unless told not to, ferry adds the
+    // flags it needs to what is set (as Spring Session does); where CONFIG is refused (managed
+    // Redis), it says what that means.
+    cmd_.command({"CONFIG", "GET", "notify-keyspace-events"}, [this, alive, gen](const redis_reply& r) {
         if (!*alive) return;
+        const auto fallback = fmt::format("changes to users arrive when published on '{}' or at the next full read "
+                                          "(redis.resync_interval {} s)",
+                                          layout_.users_channel(), rcfg_.resync_interval.count());
         if (r.error() || r.elements.size() != 2) {
-            log::info("redis: cannot read notify-keyspace-events ({}); changes to users arrive when published on "
-                      "'{}' or at the next full read (redis.resync_interval {} s)",
-                      describe(r), layout_.users_channel(), rcfg_.resync_interval.count());
+            log::info("redis: cannot read notify-keyspace-events ({}); {}", describe(r), fallback);
             return;
         }
-        const auto& flags = r.elements[1].str;
-        const bool keyspace = flags.find('K') != std::string::npos;
+        const auto flags = r.elements[1].str;
         const bool all = flags.find('A') != std::string::npos;
-        const bool strings = all || flags.find('$') != std::string::npos;
-        const bool generic = all || flags.find('g') != std::string::npos;
-        if (!keyspace || !strings || !generic)
-            log::warn("redis: notify-keyspace-events is '{}' (wants K, $ and g, e.g. 'K$gx'): changes to users "
-                      "arrive only when published on '{}' or at the next full read (redis.resync_interval {} s)",
-                      flags, layout_.users_channel(), rcfg_.resync_interval.count());
+        std::string missing;
+        if (flags.find('K') == std::string::npos) missing += 'K';
+        if (!all && flags.find('$') == std::string::npos) missing += '$';
+        if (!all && flags.find('g') == std::string::npos) missing += 'g';
+        if (!all && flags.find('x') == std::string::npos) missing += 'x';
+        if (missing.empty()) return;
+        if (!rcfg_.configure_notifications) {
+            log::warn("redis: notify-keyspace-events is '{}' (wants K, $, g and x: 'K$gx'); {}", flags, fallback);
+            return;
+        }
+        cmd_.command({"CONFIG", "SET", "notify-keyspace-events", flags + missing},
+                     [this, alive, gen, flags, missing, fallback](const redis_reply& set) {
+                         if (!*alive) return;
+                         if (set.error()) {
+                             log::warn("redis: notify-keyspace-events is '{}' and setting it was refused ({}); {}",
+                                       flags, set.str, fallback);
+                             return;
+                         }
+                         log::info("redis: notify-keyspace-events was '{}': added '{}' so that changes to users "
+                                   "arrive at once (redis.configure_notifications: false leaves it alone)",
+                                   flags, missing);
+                         // What changed before notifications were on is read now.
+                         if (gen == generation_)
+                             spawn(io_.get_executor(), "redis: reading users", [this, gen] { return read_users(gen); },
+                                   [] {});
+                     });
     });
 }
 

@@ -155,6 +155,9 @@ struct redis_config {
     bool tls = false;
     std::string tls_ca;            ///< CA file the server's certificate must chain to; empty: the system's
     std::string tls_server_name;   ///< name checked in the certificate; empty: `host`
+    /// Adds the keyspace notification flags ferry follows users by (K$gx) to Redis's
+    /// notify-keyspace-events when they are missing (CONFIG SET); false: only says so.
+    bool configure_notifications = true;
     /// What this instance publishes (load, allocations per user) lives this long in Redis
     /// unless renewed (every third of it): an instance that dies drops out of the fleet after it.
     std::chrono::seconds lease{10};
