@@ -312,9 +312,13 @@ void redis_sync::take_all(const std::vector<std::string>& keys, const std::vecto
 
 asio::awaitable<void> redis_sync::read_fleet(std::uint64_t generation) {
     auto alive = alive_;
-    // This instance, whole: a restart under the same name replaces what it said before.
-    std::vector<std::string> hset{"HSET", key_, "load", encode_load(last_load_.value_or(own_empty_load()))};
-    for (const auto& [user, n] : shared_.user_counts()) {
+    // This instance, whole: a restart under the same name replaces what it said before. The
+    // load goes out before the counts: an instance that does not know this one (it forgot it
+    // during the outage) ignores counts until it hears a load.
+    const auto own = encode_load(last_load_.value_or(own_empty_load()));
+    const auto counts = shared_.user_counts(); // one snapshot for the hash and the messages
+    std::vector<std::string> hset{"HSET", key_, "load", own};
+    for (const auto& [user, n] : counts) {
         hset.push_back("u:" + user);
         hset.push_back(std::to_string(n));
     }
@@ -322,10 +326,10 @@ asio::awaitable<void> redis_sync::read_fleet(std::uint64_t generation) {
     cmd_.command(std::move(hset));
     cmd_.command({"PEXPIRE", key_, std::to_string(std::chrono::milliseconds(rcfg_.lease).count())});
     cmd_.command({"SADD", layout_.instances_key(), name_});
-    for (const auto& [user, n] : shared_.user_counts())
+    cmd_.command({"PUBLISH", layout_.fleet_channel(), "L " + own});
+    for (const auto& [user, n] : counts)
         cmd_.command({"PUBLISH", layout_.fleet_channel(), encode_user_count(name_, user, n)});
     dirty_.clear();
-    if (last_load_) cmd_.command({"PUBLISH", layout_.fleet_channel(), "L " + encode_load(*last_load_)});
 
     std::vector<std::string> smembers{"SMEMBERS", layout_.instances_key()};
     const auto members = co_await call(std::move(smembers));
