@@ -10,6 +10,8 @@
 #   BENCH_STREAM_CALLS=1000 BENCH_STREAM_SECONDS=6: the same shape over TURN-TCP and TURN-TLS
 #   (one connection per allocation), ChannelData of 100 and 1200 bytes
 #   BENCH_ROUNDS=3 BENCH_SECONDS=5 ./scripts/bench.sh
+#   BENCH_WORKLOADS="calls tcp tls": only those workloads (default: binding allocation relay
+#   latency calls tcp tls hold)
 #   BENCH_REDIS=1: a third server, ferry in a fleet (redis: configured, users read from a
 #   redis-server this script starts on loopback), beside the other two: what Redis costs
 #
@@ -22,6 +24,8 @@ CALLS=${BENCH_CALLS:-2000}                 # allocations of the production-shape
 CALLS_SECONDS=${BENCH_CALLS_SECONDS:-10}   # its data phase
 STREAM_CALLS=${BENCH_STREAM_CALLS:-1000}   # allocations over TCP and over TLS
 STREAM_SECONDS=${BENCH_STREAM_SECONDS:-6}
+WORKLOADS=" ${BENCH_WORKLOADS:-binding allocation relay latency calls tcp tls hold} "
+want() { [[ "$WORKLOADS" == *" $1 "* ]]; }
 LOAD=build/release/tools/ferry-load
 FERRY=build/release/server/ferry
 if [ ! -x "$LOAD" ] || [ ! -x "$FERRY" ]; then
@@ -226,30 +230,32 @@ run_server() { # NAME ROUND
     ECHO_PID=$!
     start_server "$1" "$PORT" "$ADMIN_PORT" "$TLS_PORT"
     local s=127.0.0.1:$PORT peer=127.0.0.1:$echo_port
-    measure "$1" "$2" "binding" 1 binding --server "$s" --sockets 64 --window 8 --seconds "$SECS"
-    measure "$1" "$2" "allocation" 1 allocate --server "$s" --seconds "$SECS"
+    if want binding; then measure "$1" "$2" "binding" 1 binding --server "$s" --sockets 64 --window 8 --seconds "$SECS"; fi
+    if want allocation; then measure "$1" "$2" "allocation" 1 allocate --server "$s" --seconds "$SECS"; fi
     # A relayed round trip is two relayed packets: client->peer and peer->client.
-    for payload in 100 1200; do
+    if want relay; then for payload in 100 1200; do
         measure "$1" "$2" "relay ChannelData ${payload}B" 2 relay --server "$s" --peer "$peer" --sockets 16 --window 8 --payload "$payload" --seconds "$SECS"
         measure "$1" "$2" "relay Send ${payload}B" 2 relay --server "$s" --peer "$peer" --sockets 16 --window 8 --payload "$payload" --send --seconds "$SECS"
-    done
+    done; fi
     # Light-load latency here is mostly where the scheduler puts four processes on two shared
     # vCPUs, and one host stall can move a p99: three runs per round, each recorded.
-    for _ in 1 2 3; do
+    if want latency; then for _ in 1 2 3; do
         measure "$1" "$2" "latency 1000 pps" 2 relay --server "$s" --peer "$peer" --sockets 16 --payload 100 --rate 1000 --seconds "$SECS"
-    done
+    done; fi
     # The production shape last, so the rows above run as they always have.
-    calls "$1" "$2"
+    if want calls; then calls "$1" "$2"; fi
     for via in tcp tls; do
-        for payload in 100 1200; do stream_calls "$1" "$2" "$via" "$payload"; done
+        if want "$via"; then for payload in 100 1200; do stream_calls "$1" "$2" "$via" "$payload"; done; fi
     done
     # Memory is measured on a fresh server, so that heap kept from the workloads above (coturn
     # reuses it) does not hide what holding allocations costs.
     stop_server
-    start_server "$1" "$PORT" "$ADMIN_PORT" "$TLS_PORT"
-    hold "$1" "$2" 1000
-    hold "$1" "$2" 10000
-    stop_server
+    if want hold; then
+        start_server "$1" "$PORT" "$ADMIN_PORT" "$TLS_PORT"
+        hold "$1" "$2" 1000
+        hold "$1" "$2" 10000
+        stop_server
+    fi
     kill "$ECHO_PID"; wait "$ECHO_PID" 2>/dev/null || true; ECHO_PID=""
 }
 
