@@ -166,7 +166,10 @@ public:
 
 private:
     std::unordered_map<five_tuple, std::unique_ptr<allocation>, five_tuple_hash> by_tuple_;
-    std::unordered_map<int, allocation*> by_relay_;
+    /// Indexed by relay handle (the I/O layer's descriptors: small, dense, non-negative): one
+    /// load on the peer->client path instead of a hash lookup and a node to chase.
+    std::vector<allocation*> by_relay_;
+    void set_relay(int handle, allocation* a);
 };
 
 } // namespace ferry::server
