@@ -6,8 +6,10 @@
 #include "ferry/server/spawn.hpp"
 #include "ferry/server/udp_batch.hpp"
 #include "ferry/server/tcp_relay.hpp"
+#include "ferry/server/tls_socket.hpp"
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <sys/socket.h>
 #include <type_traits>
@@ -29,7 +31,19 @@ constexpr std::size_t initial_buffer = 4096;
 
 protocol::transport_address to_address(const asio::ip::tcp::endpoint& e) { return net::from_raw(e.data(), e.size()); }
 
-using tls_stream = asio::ssl::stream<asio::ip::tcp::socket>;
+using tls_stream = tls_socket;
+
+// Says once per process whether OpenSSL handed TLS records to the kernel (kTLS), so that an
+// operator who loaded the `tls` module sees it took effect, and one who did not knows why not.
+void report_kernel_tls(const tls_socket& s) {
+    static std::atomic<bool> said{false};
+    if (said.exchange(true)) return;
+    if (s.kernel_send())
+        log::info("TURN over TLS: kernel TLS in use (sending{})", s.kernel_receive() ? " and receiving" : "");
+    else
+        log::info("TURN over TLS: records are built in user space (kernel TLS is not available here: it "
+                  "needs the kernel's tls module and a cipher it supports)");
+}
 
 // One client connection over plain TCP (Stream = tcp::socket) or TLS (Stream = tls_stream).
 template <class Stream>
@@ -68,9 +82,7 @@ public:
     // Everything this connection sends passes here: answers and relayed data, in order.
     void deliver(std::span<const std::uint8_t> bytes) override {
         if (closed_) return;
-        if constexpr (!is_tls) {
-            if (!send_now(bytes)) return;
-        }
+        if (!send_now(bytes)) return;
         queue(bytes);
     }
 
@@ -107,6 +119,17 @@ private:
     // leaves in `bytes` what the socket did not take.
     bool send_now(std::span<const std::uint8_t>& bytes) {
         if (writing_ || !pending_.empty() || partner_) return true;
+        if constexpr (is_tls) {
+            // One record, now. If the socket took only part of it, OpenSSL keeps the rest and
+            // the writer offers the same message again when there is room.
+            const auto s = socket_.write_now(bytes);
+            if (s.what == tls_socket::step::done) return false;
+            if (s.what == tls_socket::step::failed) {
+                close();
+                return false;
+            }
+            return true;
+        }
         const auto n = ::send(lowest().native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n == static_cast<ssize_t>(bytes.size())) return false;
         if (n > 0) {
@@ -147,6 +170,14 @@ private:
         if constexpr (is_tls) return Stream(std::move(socket), *tls);
         else return socket; // a by-value parameter: moved implicitly
     }
+    asio::awaitable<std::pair<std::error_code, std::size_t>> read_some(std::uint8_t* into, std::size_t size) {
+        if constexpr (is_tls) {
+            co_return co_await socket_.read_some({into, size});
+        } else {
+            auto [ec, n] = co_await socket_.async_read_some(asio::buffer(into, size), use_tuple);
+            co_return std::pair{ec, n};
+        }
+    }
     asio::ip::tcp::socket& lowest() {
         if constexpr (is_tls) return socket_.next_layer();
         else return socket_;
@@ -159,13 +190,11 @@ private:
             if constexpr (is_tls) {
                 // One TLS record per message (or per spliced read): clients such as coturn's
                 // turnutils_uclient take each SSL_read as one message, so two messages in one
-                // record would lose the second for them. One write each: asio's SSL stream
-                // joins the buffers of a gather write into one record.
+                // record would lose the second for them. One SSL_write each.
                 std::swap(pending_ends_, sending_ends_);
                 std::size_t begin = 0;
                 for (const auto end : sending_ends_) {
-                    std::tie(ec, std::ignore) = co_await asio::async_write(
-                        socket_, asio::buffer(sending_.data() + begin, end - begin), use_tuple);
+                    ec = co_await socket_.write({sending_.data() + begin, end - begin});
                     if (ec) break;
                     begin = end;
                 }
@@ -191,8 +220,7 @@ private:
         std::size_t used = 0;
         std::array<std::uint8_t, 2048> reply_buffer{};
         while (!closed_) {
-            auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_.data() + used, in_.size() - used),
-                                                            use_tuple);
+            auto [ec, n] = co_await read_some(in_.data() + used, in_.size() - used);
             if (ec) break;
             used += n;
             const auto f = handle_frames(used, reply_buffer);
@@ -214,13 +242,14 @@ private:
 
     asio::awaitable<bool> handshake() {
         if constexpr (is_tls) {
-            auto [ec] = co_await socket_.async_handshake(asio::ssl::stream_base::server, use_tuple);
+            const auto ec = co_await socket_.handshake();
             if (ec) {
                 log_.at(log_level::debug, "tls {}: handshake failed: {}", ctx_.remote, ec.message());
                 close();
                 co_return false;
             }
             deadline_ = clock::now() + limits_.tcp_idle_timeout;
+            report_kernel_tls(socket_);
         }
         co_return true;
     }
@@ -290,7 +319,7 @@ private:
                 }
                 continue;
             }
-            auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_), use_tuple);
+            auto [ec, n] = co_await read_some(in_.data(), in_.size());
             if (ec || closed_) break;
             partner_->push({in_.data(), n});
         }
@@ -326,9 +355,13 @@ private:
             asio::post(socket_.get_executor(), [turn = turn_, tuple = five_tuple{ctx_.remote, ctx_.local, ctx_.via}] {
                 turn->client_closed(tuple);
             });
-        std::error_code ec;
-        lowest().shutdown(asio::socket_base::shutdown_both, ec);
-        lowest().close(ec);
+        if constexpr (is_tls) {
+            socket_.close();
+        } else {
+            std::error_code ec;
+            socket_.shutdown(asio::socket_base::shutdown_both, ec);
+            socket_.close(ec);
+        }
         timer_.cancel();
         pause_.cancel();
     }

@@ -53,6 +53,9 @@ std::shared_ptr<asio::ssl::context> tls_context_holder::load(const tls_config& c
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
     SSL_CTX* native = ctx->native_handle();
     SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+    // TURN over TLS runs OpenSSL on the socket itself (tls_socket), so OpenSSL can move the
+    // record layer into the kernel where it has the tls module; elsewhere it stays in user space.
+    SSL_CTX_set_options(native, SSL_OP_ENABLE_KTLS);
     configure_tls_server(native, cfg);
     return ctx;
 }
