@@ -58,14 +58,33 @@ const channel_binding* allocation::channel_by_peer(const protocol::transport_add
     return nullptr;
 }
 
+std::size_t allocation_table::index_of(const five_tuple& t, std::uint64_t hash) const {
+    if (slots_.empty()) return 0;
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+        const auto& s = slots_[i];
+        if (!s.owned) return slots_.size();
+        if (s.hash == hash && s.owned->tuple == t) return i;
+    }
+}
+
 allocation* allocation_table::find(const five_tuple& t, steady_time now) {
-    auto it = by_tuple_.find(t);
-    if (it == by_tuple_.end()) return nullptr;
-    if (it->second->expires <= now) {
-        erase(*it->second);
+    const auto i = index_of(t, five_tuple_hash{}(t));
+    if (i >= slots_.size()) return nullptr;
+    allocation* a = slots_[i].owned.get();
+    if (a->expires <= now) {
+        erase(*a);
         return nullptr;
     }
-    return it->second.get();
+    return a;
+}
+
+void allocation_table::place(std::uint64_t hash, std::unique_ptr<allocation> a) {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t i = hash & mask;
+    while (slots_[i].owned) i = (i + 1) & mask;
+    slots_[i].hash = hash;
+    slots_[i].owned = std::move(a);
 }
 
 allocation* allocation_table::find_by_relay(int handle, steady_time now) {
@@ -101,22 +120,50 @@ int allocation_table::drop_relay(allocation& a, std::size_t index) {
 
 allocation& allocation_table::insert(std::unique_ptr<allocation> a) {
     auto& ref = *a;
+    const std::uint64_t hash = five_tuple_hash{}(ref.tuple);
     for (const auto& r : ref.relayed()) set_relay(r.handle, &ref);
-    by_tuple_[ref.tuple] = std::move(a);
+    if (const auto i = index_of(ref.tuple, hash); i < slots_.size()) {
+        slots_[i].owned = std::move(a); // the caller replaced the allocation on this 5-tuple
+        return ref;
+    }
+    if ((count_ + 1) * 2 > slots_.size()) {
+        std::vector<slot> old(std::max<std::size_t>(16, slots_.size() * 2));
+        old.swap(slots_);
+        for (auto& s : old)
+            if (s.owned) place(s.hash, std::move(s.owned));
+    }
+    place(hash, std::move(a));
+    ++count_;
     return ref;
 }
 
 void allocation_table::erase(allocation& a) {
     if (on_remove) on_remove(a);
     for (const auto& r : a.relayed()) set_relay(r.handle, nullptr);
-    by_tuple_.erase(a.tuple); // destroys `a`
+    std::size_t hole = index_of(a.tuple, five_tuple_hash{}(a.tuple));
+    if (hole >= slots_.size() || slots_[hole].owned.get() != &a) return; // not in this table
+    const auto gone = std::move(slots_[hole].owned); // destroys `a` when this function returns
+    --count_;
+    // Backward shift: each following entry of the run moves into the hole unless its home slot
+    // lies cyclically after the hole (then it is already where a lookup finds it).
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t j = (hole + 1) & mask; slots_[j].owned; j = (j + 1) & mask) {
+        const std::size_t home = slots_[j].hash & mask;
+        const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (stays) continue;
+        slots_[hole] = std::move(slots_[j]);
+        hole = j;
+    }
+    slots_[hole].owned.reset();
 }
 
 void allocation_table::sweep(steady_time now) {
     std::vector<allocation*> expired;
-    for (auto& [tuple, a] : by_tuple_) {
+    for (auto& s : slots_) {
+        if (!s.owned) continue;
+        allocation* a = s.owned.get();
         if (a->expires <= now) {
-            expired.push_back(a.get());
+            expired.push_back(a);
             continue;
         }
         for (std::size_t i = a->relay_count; i-- > 0;) {

@@ -153,19 +153,33 @@ public:
     /// Drops expired allocations, permissions and channel bindings.
     void sweep(steady_time now);
 
-    std::size_t size() const { return by_tuple_.size(); }
+    std::size_t size() const { return count_; }
     /// Calls `f` on every allocation (it must not add or remove any).
     template <class F> void for_each(F&& f) {
-        for (auto& [t, a] : by_tuple_) f(*a);
+        for (auto& s : slots_)
+            if (s.owned) f(*s.owned);
     }
     template <class F> void for_each(F&& f) const {
-        for (const auto& [t, a] : by_tuple_) f(static_cast<const allocation&>(*a));
+        for (const auto& s : slots_)
+            if (s.owned) f(static_cast<const allocation&>(*s.owned));
     }
     /// Called for every allocation leaving the table (erase or expiry).
     std::function<void(allocation&)> on_remove;
 
 private:
-    std::unordered_map<five_tuple, std::unique_ptr<allocation>, five_tuple_hash> by_tuple_;
+    // The allocations by 5-tuple: open addressing with linear probing (at most half full) and
+    // backward-shift deletion. A lookup reads one slot (the hash beside the owning pointer) and
+    // then the allocation itself, where a node-based map chased a bucket and a node first: on
+    // every ChannelData from a client, with thousands of allocations, those were cache misses.
+    struct slot {
+        std::uint64_t hash = 0;
+        std::unique_ptr<allocation> owned;
+    };
+    std::vector<slot> slots_; ///< size 0 or a power of two
+    std::size_t count_ = 0;
+    std::size_t index_of(const five_tuple& t, std::uint64_t hash) const; ///< slots_.size() if absent
+    void place(std::uint64_t hash, std::unique_ptr<allocation> a);
+
     /// Indexed by relay handle (the I/O layer's descriptors: small, dense, non-negative): one
     /// load on the peer->client path instead of a hash lookup and a node to chase.
     std::vector<allocation*> by_relay_;
