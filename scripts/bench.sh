@@ -158,6 +158,8 @@ measure() {
     if [ "$(field p99_us "$out")" != 0 ] && [[ "$metric" == latency* ]]; then
         record "$server" "$round" "$metric p50 us" "$(field p50_us "$out")"
         record "$server" "$round" "$metric p99 us" "$(field p99_us "$out")"
+        # Each run's own figures too: the table shows medians, and one stall moves a p99.
+        echo "  $server round $round $metric: p50 $(field p50_us "$out") us, p99 $(field p99_us "$out") us" >&2
     fi
     record "$server" "$round" "$metric load-generator CPU s" "$(field load_cpu_s "$out")"
 }
