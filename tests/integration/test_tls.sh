@@ -57,6 +57,13 @@ for mode in "" "-c"; do
     pass "turnutils_uclient over TLS, $label: 200 sent, 200 received, 0 lost"
 done
 grep -q "over tls" "$WORK/ferry.log" || fail "no allocation was made over TLS"
+# Kernel TLS: ferry asks OpenSSL for it and says once which it got. Without the kernel's tls module
+# (as on the machines this was written on) the relaying above ran on the user-space fallback.
+[ "$(grep -c "TURN over TLS: kernel TLS in use\|TURN over TLS: records are built in user space" "$WORK/ferry.log")" = 1 ] ||
+    fail "ferry did not say once whether kernel TLS is in use"
+if [ ! -e /proc/net/tls_stat ]; then
+    grep -q "TURN over TLS: records are built in user space" "$WORK/ferry.log" || fail "no tls module, yet kernel TLS claimed"
+fi
 # Ten clients sending every millisecond: ferry has several messages queued per write, and each
 # must still leave in its own TLS record (turnutils_uclient takes one SSL_read as one message;
 # when ferry joined them, it lost a third here).
