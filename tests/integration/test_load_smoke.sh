@@ -70,6 +70,10 @@ for via in udp tcp tls; do
         --rate 50 --seconds 1 --setup-rate 200 --server-pid "$FERRY_PID") || fail "calls over $via: $out"
     [[ "$out" =~ received=([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -gt 0 ] || fail "calls over $via: nothing received: $out"
     [[ "$out" == *" bad=0 lost=0 "* ]] || fail "calls over $via lost or mangled packets: $out"
+    # Round trips end at the kernel's receive timestamp (over TCP and TLS too): on loopback they
+    # are positive and well under a second, or the clocks were mixed up.
+    [[ "$out" =~ p50_us=([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -gt 0 ] && [ "${BASH_REMATCH[1]}" -lt 1000000 ] ||
+        fail "calls over $via: no sane round-trip time: $out"
     pass "calls over $via: $(grep -o 'sent=[0-9]* received=[0-9]*' <<<"$out"), none lost"
 done
 out=$(timeout 20 "$FERRY_LOAD" allocate --server "127.0.0.1:$PORT" --seconds 1) || fail "allocate: $out"

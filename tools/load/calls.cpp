@@ -2,8 +2,8 @@
 // each bound by a channel to its own echo peer port, each sending ChannelData open loop at R
 // packets per second, the sends spread evenly in time. Set-up is paced and bounded; the data
 // phase alone is measured: round trips from the send stamp to the kernel's receive timestamp
-// (SO_TIMESTAMPNS; over TCP and TLS, the time the loop read it), loss, this process's CPU and,
-// given their PIDs, the server's and the echo peer's CPU from /proc. --transport tcp or tls:
+// (SO_TIMESTAMPNS; over TCP and TLS that of the last segment a read took), loss, this
+// process's CPU and, given their PIDs, the server's and the echo peer's CPU from /proc. --transport tcp or tls:
 // each allocation on its own connection (TURN over TCP, or over TLS without certificate check).
 //
 //   ferry-load echo  --bind IP:PORT --ports N            N echo sockets, PORT..PORT+N-1
@@ -214,7 +214,9 @@ calls_result run_calls(const options& o, const turn_options& t, const calls_opti
             const int fd = call.fd;
             if (call.stream) {
                 if (!call.stream->fill()) throw std::runtime_error("the server closed a connection");
-                const std::uint64_t rx = realtime_ns();
+                // The kernel's time for the last segment read (all messages of this read count
+                // from it); this loop's own time only when the kernel gave none.
+                const std::uint64_t rx = call.stream->received_ns() != 0 ? call.stream->received_ns() : realtime_ns();
                 for (auto m = call.stream->next(); !m.empty(); m = call.stream->next()) {
                     const auto cd = parse_channel_data(m);
                     if (!cd || cd->channel != channel || cd->data.size() != payload) {

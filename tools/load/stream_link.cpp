@@ -2,6 +2,7 @@
 
 #include "turn_client.hpp"
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -40,9 +41,15 @@ std::unique_ptr<stream_link> stream_link::open(const protocol::transport_address
         why = std::string("connect: ") + std::strerror(errno);
         return nullptr;
     }
+    ::setsockopt(l->fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
     if (tls != nullptr) {
         l->ssl_ = SSL_new(tls);
-        SSL_set_fd(l->ssl_, l->fd_);
+        // OpenSSL reads through this link's receive() (the timestamp comes with the bytes) and
+        // writes with send().
+        BIO* bio = BIO_new(timestamped_socket());
+        BIO_set_data(bio, l.get());
+        BIO_set_init(bio, 1);
+        SSL_set_bio(l->ssl_, bio, bio);
         if (SSL_connect(l->ssl_) != 1) {
             why = "TLS handshake failed";
             return nullptr;
@@ -50,6 +57,47 @@ std::unique_ptr<stream_link> stream_link::open(const protocol::transport_address
     }
     ::fcntl(l->fd_, F_SETFL, ::fcntl(l->fd_, F_GETFL) | O_NONBLOCK);
     return l;
+}
+
+long stream_link::receive(void* into, std::size_t size) {
+    iovec iov{into, size};
+    alignas(cmsghdr) std::array<std::uint8_t, CMSG_SPACE(sizeof(timespec))> control{};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control.data();
+    m.msg_controllen = control.size();
+    const auto n = ::recvmsg(fd_, &m, 0);
+    if (n > 0) {
+        for (auto* h = CMSG_FIRSTHDR(&m); h != nullptr; h = CMSG_NXTHDR(&m, h))
+            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS) {
+                timespec ts{};
+                std::memcpy(&ts, CMSG_DATA(h), sizeof ts);
+                received_ns_ = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+            }
+    }
+    return n;
+}
+
+BIO_METHOD* stream_link::timestamped_socket() {
+    static BIO_METHOD* method = [] {
+        BIO_METHOD* b = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "timestamped socket");
+        BIO_meth_set_read(b, [](BIO* bio, char* out, int size) -> int {
+            BIO_clear_retry_flags(bio);
+            const auto n = static_cast<stream_link*>(BIO_get_data(bio))->receive(out, static_cast<std::size_t>(size));
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(bio);
+            return static_cast<int>(n);
+        });
+        BIO_meth_set_write(b, [](BIO* bio, const char* in, int size) -> int {
+            BIO_clear_retry_flags(bio);
+            const auto n = ::send(static_cast<stream_link*>(BIO_get_data(bio))->fd_, in, static_cast<std::size_t>(size), MSG_NOSIGNAL);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(bio);
+            return static_cast<int>(n);
+        });
+        BIO_meth_set_ctrl(b, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
+        return b;
+    }();
+    return method;
 }
 
 stream_link::~stream_link() {
@@ -103,7 +151,7 @@ bool stream_link::fill() {
             const int e = SSL_get_error(ssl_, n);
             return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
         }
-        const auto n = ::recv(fd_, buffer_.data() + end_, buffer_.size() - end_, 0);
+        const auto n = receive(buffer_.data() + end_, buffer_.size() - end_);
         if (n > 0) {
             end_ += static_cast<std::size_t>(n);
             continue;

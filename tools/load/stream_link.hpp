@@ -40,16 +40,24 @@ public:
     /// fails (bad()).
     std::span<const std::uint8_t> next();
     bool bad() const { return bad_; }
+    /// The kernel's receive time (CLOCK_REALTIME, ns) of the last bytes fill() read: the
+    /// SO_TIMESTAMPNS of the last segment, so a round trip excludes this process's own delays.
+    /// 0 when the kernel gave none.
+    std::uint64_t received_ns() const { return received_ns_; }
 
 private:
     stream_link() = default;
     bool wait(short events);
+    /// recv() that keeps the segment's receive timestamp; for the TLS BIO too.
+    long receive(void* into, std::size_t size);
+    static BIO_METHOD* timestamped_socket();
 
     int fd_ = -1;
     SSL* ssl_ = nullptr;
     std::vector<std::uint8_t> buffer_ = std::vector<std::uint8_t>(65536 + 8);
     std::size_t begin_ = 0, end_ = 0;
     bool bad_ = false;
+    std::uint64_t received_ns_ = 0;
 };
 
 } // namespace ferry::load
