@@ -3,8 +3,9 @@
 // packets per second, the sends spread evenly in time. Set-up is paced and bounded; the data
 // phase alone is measured: round trips from the send stamp to the kernel's receive timestamp
 // (SO_TIMESTAMPNS; over TCP and TLS that of the last segment a read took), loss, this
-// process's CPU and, given their PIDs, the server's and the echo peer's CPU from /proc. --transport tcp or tls:
-// each allocation on its own connection (TURN over TCP, or over TLS without certificate check).
+// process's CPU and, given their PIDs, the server's and the echo peer's CPU from /proc.
+// --transport tcp or tls: each allocation on its own connection (TURN over TCP, or over TLS
+// without certificate check).
 //
 //   ferry-load echo  --bind IP:PORT --ports N            N echo sockets, PORT..PORT+N-1
 //   ferry-load calls --server IP:PORT --peer IP:PORT --sockets N [--rate 10] [--payload 100]

@@ -170,13 +170,11 @@ private:
         if constexpr (is_tls) return Stream(std::move(socket), *tls);
         else return socket; // a by-value parameter: moved implicitly
     }
-    asio::awaitable<std::pair<std::error_code, std::size_t>> read_some(std::uint8_t* into, std::size_t size) {
-        if constexpr (is_tls) {
-            co_return co_await socket_.read_some({into, size});
-        } else {
-            auto [ec, n] = co_await socket_.async_read_some(asio::buffer(into, size), use_tuple);
-            co_return std::pair{ec, n};
-        }
+    // What the reader awaits: Asio's own read over TCP (no coroutine frame of ours in between),
+    // tls_socket's over TLS; both give (error, bytes).
+    auto read_some(std::uint8_t* into, std::size_t size) {
+        if constexpr (is_tls) return socket_.read_some({into, size});
+        else return socket_.async_read_some(asio::buffer(into, size), use_tuple);
     }
     asio::ip::tcp::socket& lowest() {
         if constexpr (is_tls) return socket_.next_layer();

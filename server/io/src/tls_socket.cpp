@@ -65,57 +65,56 @@ tls_socket::step tls_socket::classify(int rc) {
     }
 }
 
-asio::awaitable<std::error_code> tls_socket::wait_for(step::kind what) {
-    auto [ec] = co_await socket_.async_wait(what == step::want_write ? asio::ip::tcp::socket::wait_write
-                                                                      : asio::ip::tcp::socket::wait_read,
-                                            use_tuple);
-    if (!ec && closed_) ec = asio::error::operation_aborted;
-    co_return ec;
-}
-
-asio::awaitable<std::error_code> tls_socket::handshake() {
-    for (;;) {
-        if (closed_) co_return asio::error::operation_aborted;
-        ERR_clear_error();
-        errno = 0;
-        const auto s = classify(SSL_do_handshake(ssl_));
-        if (s.what == step::done) co_return std::error_code{};
-        if (s.what == step::failed) co_return s.error;
-        if (const auto ec = co_await wait_for(s.what)) co_return ec;
-    }
-}
-
-asio::awaitable<std::pair<std::error_code, std::size_t>> tls_socket::read_some(std::span<std::uint8_t> into) {
-    for (;;) {
-        if (closed_) co_return std::pair{std::error_code(asio::error::operation_aborted), std::size_t{0}};
-        // Always try first: OpenSSL may hold decrypted bytes the socket will not signal again.
-        ERR_clear_error(); // SSL_get_error reads the queue: nothing older may be left in it
-        errno = 0;
-        const auto s = classify(SSL_read(ssl_, into.data(), static_cast<int>(into.size())));
-        if (s.what == step::done) co_return std::pair{std::error_code{}, s.bytes};
-        if (s.what == step::failed) co_return std::pair{s.error, std::size_t{0}};
-        if (const auto ec = co_await wait_for(s.what)) co_return std::pair{ec, std::size_t{0}};
-    }
-}
-
-tls_socket::step tls_socket::write_now(std::span<const std::uint8_t> bytes) {
+tls_socket::step tls_socket::attempt(operation op, std::span<std::uint8_t> bytes) {
     if (closed_) {
         step s;
         s.error = asio::error::operation_aborted;
         return s;
     }
-    ERR_clear_error();
+    ERR_clear_error(); // SSL_get_error reads the queue: nothing older may be left in it
     errno = 0;
-    return classify(SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())));
+    const int size = static_cast<int>(bytes.size());
+    switch (op) {
+    case operation::handshake: return classify(SSL_do_handshake(ssl_));
+    case operation::read: return classify(SSL_read(ssl_, bytes.data(), size));
+    case operation::write: return classify(SSL_write(ssl_, bytes.data(), size));
+    }
+    return classify(-1);
+}
+
+// Tries first, then waits for what OpenSSL asked for and tries again. Reads always try first:
+// OpenSSL may hold decrypted bytes that the socket will not signal again.
+asio::awaitable<tls_socket::step> tls_socket::complete(operation op, std::span<std::uint8_t> bytes) {
+    for (;;) {
+        auto s = attempt(op, bytes);
+        if (s.what == step::done || s.what == step::failed) co_return s;
+        auto [ec] = co_await socket_.async_wait(s.what == step::want_write ? asio::ip::tcp::socket::wait_write
+                                                                            : asio::ip::tcp::socket::wait_read,
+                                                use_tuple);
+        if (ec) {
+            s.what = step::failed;
+            s.error = ec;
+            co_return s;
+        }
+    }
+}
+
+asio::awaitable<std::error_code> tls_socket::handshake() {
+    co_return (co_await complete(operation::handshake, {})).error;
+}
+
+asio::awaitable<std::tuple<std::error_code, std::size_t>> tls_socket::read_some(std::span<std::uint8_t> into) {
+    const auto s = co_await complete(operation::read, into);
+    co_return std::tuple{s.error, s.bytes};
+}
+
+tls_socket::step tls_socket::write_now(std::span<const std::uint8_t> bytes) {
+    // SSL_write does not write into its buffer; attempt() takes one span type for all three.
+    return attempt(operation::write, {const_cast<std::uint8_t*>(bytes.data()), bytes.size()});
 }
 
 asio::awaitable<std::error_code> tls_socket::write(std::span<const std::uint8_t> bytes) {
-    for (;;) {
-        const auto s = write_now(bytes);
-        if (s.what == step::done) co_return std::error_code{};
-        if (s.what == step::failed) co_return s.error;
-        if (const auto ec = co_await wait_for(s.what)) co_return ec;
-    }
+    co_return (co_await complete(operation::write, {const_cast<std::uint8_t*>(bytes.data()), bytes.size()})).error;
 }
 
 } // namespace ferry::server

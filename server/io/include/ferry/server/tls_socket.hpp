@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <span>
 #include <system_error>
-#include <utility>
+#include <tuple>
 
 #include <openssl/ssl.h>
 
@@ -40,7 +40,7 @@ public:
 
     asio::awaitable<std::error_code> handshake();
     /// Decrypted bytes into `into` (waits until there are some); eof when the client ends.
-    asio::awaitable<std::pair<std::error_code, std::size_t>> read_some(std::span<std::uint8_t> into);
+    asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(std::span<std::uint8_t> into);
     /// One record holding `bytes`, now if the socket takes it. After want_write, the same bytes
     /// must be offered again (OpenSSL holds what it already encrypted).
     step write_now(std::span<const std::uint8_t> bytes);
@@ -54,8 +54,12 @@ public:
     bool kernel_receive() const;
 
 private:
+    enum class operation { handshake, read, write };
     step classify(int rc);
-    asio::awaitable<std::error_code> wait_for(step::kind what);
+    /// One non-blocking try of `op` (nothing once closed).
+    step attempt(operation op, std::span<std::uint8_t> bytes);
+    /// `op` tried until done or failed, waiting for readiness in between.
+    asio::awaitable<step> complete(operation op, std::span<std::uint8_t> bytes);
 
     asio::ip::tcp::socket socket_;
     SSL* ssl_ = nullptr;
