@@ -96,3 +96,19 @@ TEST_CASE("allocation_table: an expired allocation is not found and leaves the t
     for (int i = 1; i < 40; i += 2) CHECK(table.find(tuple_for(i), now) != nullptr);
     for (int i = 0; i < 40; i += 2) CHECK(table.find_by_relay(1000 + i, now) == nullptr);
 }
+
+TEST_CASE("allocation_table: a second allocation on the same 5-tuple replaces the first, which leaves through on_remove") {
+    allocation_table table;
+    const steady_time now{std::chrono::seconds(100)};
+    std::vector<int> removed;
+    table.on_remove = [&](allocation& a) { removed.push_back(a.relays[0].handle); };
+    table.insert(make(1, now + std::chrono::seconds(60)));
+    auto second = make(1, now + std::chrono::seconds(60));
+    second->relays[0].handle = 2001;
+    table.insert(std::move(second));
+    CHECK(table.size() == 1);
+    CHECK(removed == std::vector<int>{1001});
+    CHECK(table.find_by_relay(1001, now) == nullptr); // the first one's relay no longer maps
+    REQUIRE(table.find_by_relay(2001, now) != nullptr);
+    CHECK(table.find(tuple_for(1), now) == table.find_by_relay(2001, now));
+}

@@ -121,11 +121,10 @@ int allocation_table::drop_relay(allocation& a, std::size_t index) {
 allocation& allocation_table::insert(std::unique_ptr<allocation> a) {
     auto& ref = *a;
     const std::uint64_t hash = five_tuple_hash{}(ref.tuple);
+    // One allocation per 5-tuple (callers look first): one already there leaves the way every
+    // allocation leaves, so nothing keeps pointing at it.
+    if (const auto i = index_of(ref.tuple, hash); i < slots_.size()) erase(*slots_[i].owned);
     for (const auto& r : ref.relayed()) set_relay(r.handle, &ref);
-    if (const auto i = index_of(ref.tuple, hash); i < slots_.size()) {
-        slots_[i].owned = std::move(a); // the caller replaced the allocation on this 5-tuple
-        return ref;
-    }
     if ((count_ + 1) * 2 > slots_.size()) {
         std::vector<slot> old(std::max<std::size_t>(16, slots_.size() * 2));
         old.swap(slots_);
