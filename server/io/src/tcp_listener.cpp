@@ -4,6 +4,7 @@
 #include "ferry/protocol/framer.hpp"
 #include "ferry/server/net.hpp"
 #include "ferry/server/spawn.hpp"
+#include "ferry/server/stream_poller.hpp"
 #include "ferry/server/udp_batch.hpp"
 #include "ferry/server/tcp_relay.hpp"
 #include "ferry/server/tls_socket.hpp"
@@ -49,16 +50,17 @@ void report_kernel_tls(const tls_socket& s) {
 template <class Stream>
 class stream_connection final : public stream_client,
                                   public splice_end,
+                                  public stream_reader,
                                   public std::enable_shared_from_this<stream_connection<Stream>> {
     static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
 public:
     stream_connection(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> tls, stun_handler& handler,
-                      turn_handler* turn, packet_sink& sink, stream_registry& streams, const limits_config& limits,
-                      connection_limiter::ticket ticket)
+                      turn_handler* turn, packet_sink& sink, stream_registry& streams, stream_poller& poller,
+                      const limits_config& limits, connection_limiter::ticket ticket)
         : tls_(std::move(tls)), socket_(make_stream(std::move(socket), tls_.get())), timer_(socket_.get_executor()),
-          handler_(handler), turn_(turn), sink_(sink), streams_(streams), limits_(limits), ticket_(std::move(ticket)),
-          in_(initial_buffer) {}
+          handler_(handler), turn_(turn), sink_(sink), streams_(streams), poller_(poller), limits_(limits),
+          ticket_(std::move(ticket)), in_(initial_buffer) {}
 
     void start() {
         std::error_code ec;
@@ -75,9 +77,46 @@ public:
         // A TLS client must finish its handshake first, and sooner.
         deadline_ = clock::now() + (is_tls ? limits_.tls_handshake_timeout : limits_.tcp_idle_timeout);
         auto self = this->shared_from_this();
-        spawn(socket_.get_executor(), describe("reader"), [self] { return self->read_loop(); }, [self] { self->close(); });
+        // The watchdog's coroutine owns the connection until it closes; the poller and the
+        // registry only find it.
         spawn(socket_.get_executor(), describe("watchdog"), [self] { return self->watchdog(); }, [self] { self->close(); });
+        if constexpr (is_tls)
+            spawn(socket_.get_executor(), describe("handshake"), [self] { return self->begin_tls(); },
+                  [self] { self->close(); });
+        else
+            watch();
     }
+
+    // stream_reader: the socket has bytes (the worker's stream_poller calls). Reads until the
+    // socket is drained and handles every complete frame, for at most a few reads per pass.
+    bool readable() override {
+        std::array<std::uint8_t, 2048> reply_buffer;
+        for (int round = 0; round < 4; ++round) {
+            if (closed_ || partner_) return true;
+            const auto r = read_now(in_.data() + used_, in_.size() - used_);
+            if (r.failed) {
+                close();
+                return true;
+            }
+            if (r.bytes == 0) return true; // drained: the next bytes bring a new edge
+            used_ += r.bytes;
+            const auto f = handle_frames(used_, reply_buffer);
+            if (f.bad) {
+                log_.at(log_level::debug, "{} {}: closing, the stream is not STUN framing", to_string(ctx_.via),
+                        ctx_.remote);
+                close();
+                return true;
+            }
+            if (partner_ && !closed_) {
+                begin_splice(f);
+                return true;
+            }
+            used_ = keep_unread(used_, f);
+            if (!r.more) return true;
+        }
+        return false;
+    }
+    void abort() override { close(); }
 
     // Everything this connection sends passes here: answers and relayed data, in order.
     void deliver(std::span<const std::uint8_t> bytes) override {
@@ -170,8 +209,8 @@ private:
         if constexpr (is_tls) return Stream(std::move(socket), *tls);
         else return socket; // a by-value parameter: moved implicitly
     }
-    // What the reader awaits: Asio's own read over TCP (no coroutine frame of ours in between),
-    // tls_socket's over TLS; both give (error, bytes).
+    // What an RFC 6062 data connection's splice loop awaits (the poller reads every other
+    // connection): Asio's own read over TCP, tls_socket's over TLS; both give (error, bytes).
     auto read_some(std::uint8_t* into, std::size_t size) {
         if constexpr (is_tls) return socket_.read_some({into, size});
         else return socket_.async_read_some(asio::buffer(into, size), use_tuple);
@@ -211,30 +250,99 @@ private:
         writing_ = false;
     }
 
-    // The reader: (TLS) the handshake, then frames as they complete, each to its handler, until
-    // the stream ends, breaks its framing, or becomes an RFC 6062 data connection.
-    asio::awaitable<void> read_loop() {
-        if (is_tls && !co_await handshake()) co_return;
-        std::size_t used = 0;
-        std::array<std::uint8_t, 2048> reply_buffer{};
-        while (!closed_) {
-            auto [ec, n] = co_await read_some(in_.data() + used, in_.size() - used);
-            if (ec) break;
-            used += n;
-            const auto f = handle_frames(used, reply_buffer);
-            if (f.bad) {
-                log_.at(log_level::debug, "{} {}: closing, the stream is not STUN framing", to_string(ctx_.via),
-                        ctx_.remote);
-                break;
-            }
-            if (partner_ && !closed_) {
-                // Whatever followed the ConnectionBind is already the client's data.
-                if (used > f.off) partner_->push({in_.data() + f.off, used - f.off});
-                co_await splice_loop();
-                break;
-            }
-            used = keep_unread(used, f);
+    struct frames {
+        std::size_t off = 0;    ///< bytes of in_ handled
+        std::size_t wanted = 0; ///< the size of an incomplete frame at `off`
+        bool bad = false;       ///< not STUN framing
+    };
+
+    // From now on the poller reads this connection.
+    void watch() {
+        if (closed_) return;
+        if (!poller_.add(lowest().native_handle(), this->weak_from_this())) {
+            log_.at(log_level::warn, "{} {}: cannot watch the connection: {}", to_string(ctx_.via), ctx_.remote,
+                    std::error_code(errno, std::system_category()).message());
+            close();
         }
+    }
+
+    // TLS: the handshake, then the poller reads. Read-ahead may already hold the client's first
+    // records, which no edge on the socket will announce: they are read here.
+    asio::awaitable<void> begin_tls() {
+        const bool ok = co_await handshake();
+        if (!ok) co_return;
+        watch();
+        co_await read_backlog();
+    }
+
+    // Reads until the socket is drained, a pass at a time. A coroutine of its own: written as a
+    // loop inside begin_tls, after its `co_await handshake()`, GCC 12 built a frame that was
+    // resumed in a state it did not have (SIGILL at the first resume).
+    asio::awaitable<void> read_backlog() {
+        for (;;) {
+            if (closed_ || readable()) co_return;
+            co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+        }
+    }
+
+    struct read_result {
+        std::size_t bytes = 0; ///< 0: nothing there now
+        bool more = false;     ///< another read may find more (the last one filled what it asked)
+        bool failed = false;   ///< the stream ended or broke
+    };
+
+    // One non-blocking read into [into, into + size).
+    read_result read_now(std::uint8_t* into, std::size_t size) {
+        read_result r;
+        if constexpr (is_tls) {
+            const auto s = socket_.read_now({into, size});
+            if (s.what == tls_socket::step::done) {
+                r.bytes = s.bytes;
+                r.more = socket_.may_have_more();
+            } else if (s.what == tls_socket::step::want_write) {
+                // TLS 1.3 can need a write to go on reading (a key update's answer): wait for
+                // room, then read again.
+                auto self = this->shared_from_this();
+                spawn(socket_.get_executor(), describe("reader"), [self] { return self->read_after_write(); },
+                      [self] { self->close(); });
+            } else if (s.what == tls_socket::step::failed) {
+                if (s.error != asio::error::eof)
+                    log_.at(log_level::debug, "tls {}: {}", ctx_.remote, s.error.message());
+                r.failed = true;
+            }
+            return r;
+        } else {
+            for (;;) {
+                const auto n = ::recv(socket_.native_handle(), into, size, MSG_DONTWAIT);
+                if (n > 0) {
+                    r.bytes = static_cast<std::size_t>(n);
+                    r.more = r.bytes == size;
+                } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+                    if (n < 0 && errno == EINTR) continue;
+                    r.failed = true;
+                }
+                return r;
+            }
+        }
+    }
+
+    asio::awaitable<void> read_after_write() {
+        auto [ec] = co_await lowest().async_wait(asio::socket_base::wait_write, use_tuple);
+        if (!ec) co_await read_backlog();
+    }
+
+    // RFC 6062: the poller no longer reads this connection; a coroutine moves its raw bytes.
+    void begin_splice(const frames& f) {
+        // Whatever followed the ConnectionBind is already the client's data.
+        if (used_ > f.off) partner_->push({in_.data() + f.off, used_ - f.off});
+        used_ = 0;
+        poller_.remove(lowest().native_handle());
+        auto self = this->shared_from_this();
+        spawn(socket_.get_executor(), describe("splice"), [self] { return self->spliced(); }, [self] { self->close(); });
+    }
+
+    asio::awaitable<void> spliced() {
+        co_await splice_loop();
         close();
     }
 
@@ -251,12 +359,6 @@ private:
         }
         co_return true;
     }
-
-    struct frames {
-        std::size_t off = 0;    ///< bytes of in_ handled
-        std::size_t wanted = 0; ///< the size of an incomplete frame at `off`
-        bool bad = false;       ///< not STUN framing
-    };
 
     // Every complete frame in in_[0, used): ChannelData to the relay, STUN to the handler (its
     // answer delivered), until one is incomplete or the connection closes or is spliced.
@@ -344,6 +446,7 @@ private:
         if (closed_) return;
         closed_ = true;
         streams_.remove(id_);
+        poller_.remove(lowest().native_handle()); // before the descriptor can be reused
         if (partner_) partner_->hang_up();
         partner_.reset();
         // RFC 8656 §7: the allocation lives on this connection and ends with it. Not here and
@@ -372,12 +475,14 @@ private:
     turn_handler* turn_;
     packet_sink& sink_;
     stream_registry& streams_;
+    stream_poller& poller_;
     const limits_config& limits_;
     connection_limiter::ticket ticket_; ///< our place under the connection caps
     request_context ctx_;
     int id_ = 0;
     clock::time_point deadline_;
     std::vector<std::uint8_t> in_;
+    std::size_t used_ = 0;              ///< bytes read into in_ and not yet handled
     std::vector<std::uint8_t> pending_; ///< queued to send
     std::vector<std::uint8_t> sending_; ///< being written now
     // TLS: where each queued message ends in pending_ / sending_, so each becomes its own record.
@@ -395,10 +500,11 @@ private:
 tcp_listener::tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
                            stun_handler& handler, const limits_config& limits, connection_limiter& limiter,
                            turn_handler* turn, packet_sink& sink, stream_registry& streams,
-                           connection_counts& counts, tls_context_holder* tls, bool plain_too)
+                           stream_poller& poller, connection_counts& counts, tls_context_holder* tls,
+                           bool plain_too)
     : acceptor_(io), bound_(bound), handler_(handler), limits_(limits), limiter_(limiter), counts_(counts),
-      turn_(turn), sink_(sink),
-      streams_(streams), tls_(tls), plain_too_(tls != nullptr && plain_too) {
+      turn_(turn), sink_(sink), streams_(streams), poller_(poller), tls_(tls),
+      plain_too_(tls != nullptr && plain_too) {
     acceptor_.assign(bound.ip.family == protocol::address_family::ipv4 ? asio::ip::tcp::v4()
                                                                        : asio::ip::tcp::v6(),
                      fd);
@@ -445,11 +551,11 @@ void tcp_listener::serve(asio::ip::tcp::socket socket, bool tls, connection_limi
     ticket.count_in(counts_.open[tls ? connection_counts::tls : connection_counts::tcp]);
     if (tls)
         std::make_shared<stream_connection<tls_stream>>(std::move(socket), tls_->current(), handler_, turn_, sink_,
-                                                        streams_, limits_, std::move(ticket))
+                                                        streams_, poller_, limits_, std::move(ticket))
             ->start();
     else
         std::make_shared<stream_connection<asio::ip::tcp::socket>>(std::move(socket), nullptr, handler_, turn_, sink_,
-                                                                   streams_, limits_, std::move(ticket))
+                                                                   streams_, poller_, limits_, std::move(ticket))
             ->start();
 }
 

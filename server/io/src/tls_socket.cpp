@@ -23,7 +23,20 @@ tls_socket::tls_socket(asio::ip::tcp::socket socket, asio::ssl::context& context
     // records), not a header and a body apart.
     SSL_set_read_ahead(ssl_, 1);
     SSL_set_fd(ssl_, socket_.native_handle());
+    // Still the socket BIO (kernel TLS needs it), with a callback that watches its reads.
+    BIO* bio = SSL_get_rbio(ssl_);
+    BIO_set_callback_arg(bio, reinterpret_cast<char*>(this));
+    BIO_set_callback_ex(bio, &tls_socket::note_read);
     SSL_set_accept_state(ssl_);
+}
+
+long tls_socket::note_read(BIO* bio, int oper, const char*, std::size_t len, int, long, int ret,
+                           std::size_t* processed) {
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+        auto* self = reinterpret_cast<tls_socket*>(BIO_get_callback_arg(bio));
+        self->last_read_short_ = ret <= 0 || processed == nullptr || *processed < len;
+    }
+    return ret;
 }
 
 tls_socket::~tls_socket() { SSL_free(ssl_); }
@@ -102,6 +115,8 @@ asio::awaitable<tls_socket::step> tls_socket::complete(operation op, std::span<s
 asio::awaitable<std::error_code> tls_socket::handshake() {
     co_return (co_await complete(operation::handshake, {})).error;
 }
+
+tls_socket::step tls_socket::read_now(std::span<std::uint8_t> into) { return attempt(operation::read, into); }
 
 asio::awaitable<std::tuple<std::error_code, std::size_t>> tls_socket::read_some(std::span<std::uint8_t> into) {
     const auto s = co_await complete(operation::read, into);

@@ -58,7 +58,7 @@ worker::worker(const config& cfg, unsigned index, connection_limiter& connection
                 if (index_ == 0) net::ensure_unused(a, SOCK_STREAM);
                 tcp_.push_back(std::make_unique<tcp_listener>(io_, net::listen_tcp(a, 1024), a,
                                                               handler_, limits_, connections,
-                                                              turn_.get(), sink_, streams_, conns_,
+                                                              turn_.get(), sink_, streams_, stream_poller_, conns_,
                                                               l.tls ? tls : nullptr, l.tls && l.tcp));
             }
             if (l.dtls && tls != nullptr) {
@@ -119,6 +119,7 @@ void worker::add_nat_set(const listen_config& l, const protocol::ip_address& alt
 void worker::run() {
     for (auto& u : udp_) u->start();
     for (auto& t : tcp_) t->start();
+    if (!tcp_.empty()) stream_poller_.start();
     for (auto& d : dtls_) d->start();
     if (relays_) relays_->start();
     if (turn_) spawn_restarting(io_.get_executor(), "sweep", [this] { return sweep_loop(); });

@@ -7,6 +7,7 @@
 
 #include "ferry/server/config.hpp"
 #include "ferry/server/connection_limiter.hpp"
+#include "ferry/server/stream_poller.hpp"
 #include "ferry/server/stream_registry.hpp"
 #include "ferry/server/stun_handler.hpp"
 #include "ferry/server/tls_context.hpp"
@@ -21,7 +22,7 @@ public:
     /// Takes ownership of `fd`, a listening TCP socket (see net::listen_tcp).
     tcp_listener(asio::io_context& io, int fd, const protocol::transport_address& bound,
                  stun_handler& handler, const limits_config& limits, connection_limiter& limiter,
-                 turn_handler* turn, packet_sink& sink, stream_registry& streams,
+                 turn_handler* turn, packet_sink& sink, stream_registry& streams, stream_poller& poller,
                  connection_counts& counts, tls_context_holder* tls = nullptr, bool plain_too = false);
 
     void start();
@@ -44,6 +45,7 @@ private:
     turn_handler* turn_;
     packet_sink& sink_;
     stream_registry& streams_;
+    stream_poller& poller_; ///< reads the connections
     tls_context_holder* tls_; ///< set on TLS listeners
     bool plain_too_;          ///< a TLS listener that also serves plain TCP
     log::throttle log_{5};

@@ -39,6 +39,13 @@ public:
     };
 
     asio::awaitable<std::error_code> handshake();
+    /// Decrypted bytes into `into` now, or want_read when there are none yet; eof when the
+    /// client ends.
+    step read_now(std::span<std::uint8_t> into);
+    /// After read_now gave bytes: whether another may give more. False when OpenSSL holds no
+    /// record and its last read from the socket took less than it asked for (the socket was
+    /// drained then; bytes that came after raise a new edge).
+    bool may_have_more() const { return !last_read_short_ || SSL_has_pending(ssl_) != 0; }
     /// Decrypted bytes into `into` (waits until there are some); eof when the client ends.
     asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(std::span<std::uint8_t> into);
     /// One record holding `bytes`, now if the socket takes it. After want_write, the same bytes
@@ -61,9 +68,14 @@ private:
     /// `op` tried until done or failed, waiting for readiness in between.
     asio::awaitable<step> complete(operation op, std::span<std::uint8_t> bytes);
 
+    /// Notes, after each read OpenSSL makes from the socket, whether it came back short.
+    static long note_read(BIO* bio, int oper, const char* argp, std::size_t len, int argi, long argl, int ret,
+                          std::size_t* processed);
+
     asio::ip::tcp::socket socket_;
     SSL* ssl_ = nullptr;
     bool closed_ = false;
+    bool last_read_short_ = false;
 };
 
 } // namespace ferry::server

@@ -8,6 +8,7 @@
 #include "ferry/server/dtls_listener.hpp"
 #include "ferry/server/port_pool.hpp"
 #include "ferry/server/relay_poller.hpp"
+#include "ferry/server/stream_poller.hpp"
 #include "ferry/server/stun_handler.hpp"
 #include "ferry/server/tcp_listener.hpp"
 #include "ferry/server/tcp_relay.hpp"
@@ -125,6 +126,7 @@ private:
     stun_handler handler_;
     udp_batch batch_;
     std::vector<std::unique_ptr<udp_listener>> udp_;
+    stream_poller stream_poller_{io_}; ///< reads the TCP and TLS client connections; before tcp_
     std::vector<std::unique_ptr<tcp_listener>> tcp_;
     std::vector<std::unique_ptr<nat_set>> nat_sets_;
     stream_registry streams_;
