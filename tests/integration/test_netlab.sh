@@ -26,6 +26,8 @@ SYM=$NL_CLIENT
 netlab_client 3 tcp-only
 TCP=$NL_CLIENT
 
+# Fixed ports on purpose: ferry listens inside this run's own namespace ($NL_PUB, a random
+# name), where no other test can hold them, on the standard port a client would be given.
 cat >"$WORK/ferry.yaml" <<YAML
 threads: 2
 listen:
